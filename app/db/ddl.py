@@ -1,0 +1,37 @@
+"""Run multi-statement SQL scripts through the engine (inside the current Piccolo transaction
+when there is one, so a migration's raw DDL stays atomic)."""
+
+from __future__ import annotations
+
+from app.db.engine import DB
+
+
+async def execute_script(sql: str) -> None:
+    transaction = DB.current_transaction.get()
+    if transaction is not None:
+        await transaction.connection.execute(sql)
+        return
+    if DB.pool is not None:
+        async with DB.pool.acquire() as conn:
+            await conn.execute(sql)
+        return
+    conn = await DB.get_new_connection()
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def fetch(sql: str, *args: object) -> list:
+    """Fetch rows (asyncpg Records) with the same transaction rules as execute_script."""
+    transaction = DB.current_transaction.get()
+    if transaction is not None:
+        return await transaction.connection.fetch(sql, *args)
+    if DB.pool is not None:
+        async with DB.pool.acquire() as conn:
+            return await conn.fetch(sql, *args)
+    conn = await DB.get_new_connection()
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()

@@ -1,0 +1,74 @@
+"""The one Piccolo engine (and its asyncpg pool) every table and service uses.
+
+The URL is only known at run time (it may point at the embedded cluster, whose port is chosen
+when it starts), so the engine is created empty and configured by :func:`configure` before the
+pool opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from piccolo.engine.postgres import PostgresEngine
+
+from app.errors import DatabaseUnavailable
+from app.settings import mask_url
+
+DB = PostgresEngine(config={}, extensions=())
+
+
+def configure(url: str) -> None:
+    """Point the engine at ``url`` (must be called before the pool opens)."""
+    DB.config = {"dsn": url}
+
+
+async def open_pool(min_size: int = 1, max_size: int = 10) -> None:
+    await DB.start_connection_pool(min_size=min_size, max_size=max_size)
+
+
+async def close_pool() -> None:
+    if DB.pool is not None:
+        await DB.close_connection_pool()
+
+
+def pool() -> asyncpg.Pool:
+    if DB.pool is None:
+        raise DatabaseUnavailable("database pool is not open")
+    return DB.pool
+
+
+async def wait_for_database(url: str, timeout: float) -> None:
+    """Connect once, retrying briefly; raise DatabaseUnavailable with one clear line."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn=url, timeout=min(5.0, max(timeout, 0.5)))
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError,
+                asyncpg.InterfaceError, ValueError) as exc:
+            last = exc
+            if isinstance(exc, (asyncpg.InvalidPasswordError, asyncpg.InvalidCatalogNameError,
+                                asyncpg.InvalidAuthorizationSpecificationError, ValueError)):
+                break  # retrying will not help
+            if asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            await conn.close()
+            return
+    reason = describe_connect_error(last)
+    raise DatabaseUnavailable(f"cannot connect to database {mask_url(url)}: {reason}")
+
+
+def describe_connect_error(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is PostgreSQL running there?)"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

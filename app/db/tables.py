@@ -1,0 +1,151 @@
+"""Piccolo tables of the core model: project → machine → workspace → agent session → agent event.
+
+Only definitions live here; the DDL that Piccolo cannot express (the composite primary key of
+``agent_event``, the TimescaleDB hypertable, partial indexes) is in ``migrations/``. A test checks
+that every column declared here exists in the migrated database with a compatible type.
+
+Token buckets are kept separate everywhere. ``tokens_input`` never includes cache reads or cache
+writes: total prompt tokens = input + cache_read + cache_write. Adapters whose agent reports an
+input count that includes cached tokens (Codex's ``input_tokens``) subtract them.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    BigInt,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Numeric,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from app.db.engine import DB
+
+
+class Project(Table, tablename="project", db=DB):
+    """A code base, identified by its normalised git remote URL, or by path when it has none."""
+
+    id = UUID(primary_key=True)
+    key = Varchar(length=1024, unique=True, help_text="normalised remote URL, or path:<machine>:<dir>")
+    name = Varchar(length=255)
+    remote_url = Text(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_seen_at = Timestamptz(default=TimestamptzNow())
+
+
+class Machine(Table, tablename="machine", db=DB):
+    """A computer a collector runs on; ``key`` is stable across restarts."""
+
+    id = UUID(primary_key=True)
+    key = Varchar(length=255, unique=True)
+    hostname = Varchar(length=255)
+    username = Varchar(length=255, null=True, default=None)
+    os = Varchar(length=64, null=True, default=None)
+    os_version = Varchar(length=255, null=True, default=None)
+    arch = Varchar(length=64, null=True, default=None)
+    kind = Varchar(length=32, default="local", help_text="local, ssh, ci, codespaces, container")
+    facts = JSONB(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_seen_at = Timestamptz(default=TimestamptzNow())
+
+
+class Workspace(Table, tablename="workspace", db=DB):
+    """A folder on a machine where agents work; belongs to at most one project."""
+
+    id = UUID(primary_key=True)
+    machine = ForeignKey(Machine, null=False)
+    project = ForeignKey(Project, null=True)
+    path = Text()
+    branch = Varchar(length=255, null=True, default=None)
+    commit = Varchar(length=64, null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_seen_at = Timestamptz(default=TimestamptzNow())
+
+
+class AgentSession(Table, tablename="agent_session", db=DB):
+    """One conversation of one agent; sub-agents are sessions with a parent.
+
+    The counters and token buckets are rollups maintained by ingest.
+    """
+
+    id = UUID(primary_key=True, help_text="UUIDv5 of agent + native session id")
+    agent = Varchar(length=32)
+    native_id = Varchar(length=255)
+    parent = ForeignKey("self", null=True)
+    project = ForeignKey(Project, null=True)
+    machine = ForeignKey(Machine, null=True)
+    workspace = ForeignKey(Workspace, null=True)
+    agent_version = Varchar(length=64, null=True, default=None)
+    title = Text(null=True, default=None)
+    status = Varchar(length=16, default="active", help_text="active, idle, ended")
+    git_branch = Varchar(length=255, null=True, default=None)
+    git_commit = Varchar(length=64, null=True, default=None)
+    started_at = Timestamptz(null=True, default=None)
+    last_event_at = Timestamptz(null=True, default=None)
+    ended_at = Timestamptz(null=True, default=None)
+    event_count = Integer(default=0)
+    prompt_count = Integer(default=0)
+    llm_call_count = Integer(default=0)
+    tool_call_count = Integer(default=0)
+    tool_error_count = Integer(default=0)
+    files_touched = Integer(default=0)
+    tokens_input = BigInt(default=0)
+    tokens_output = BigInt(default=0)
+    tokens_cache_read = BigInt(default=0)
+    tokens_cache_write = BigInt(default=0)
+    tokens_reasoning = BigInt(default=0)
+    cost_usd = Numeric(digits=(18, 8), null=True, default=None)
+    models = JSONB(default="[]")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class AgentEvent(Table, tablename="agent_event", db=DB):
+    """One normalised event. Append-mostly, time-keyed.
+
+    The database's primary key is ``(id, ts)`` (a TimescaleDB hypertable's unique keys must include
+    its time column); Piccolo is told ``id`` alone, which is what it needs to address a row.
+    """
+
+    id = UUID(primary_key=True, help_text="deterministic: UUIDv5 of agent + native ids")
+    ts = Timestamptz()
+    session_id = UUID()
+    seq = BigInt(default=0, help_text="order within the session's source (line, offset)")
+    kind = Varchar(length=32)
+    agent = Varchar(length=32)
+    model = Varchar(length=128, null=True, default=None)
+    provider = Varchar(length=64, null=True, default=None)
+    tokens_input = BigInt(null=True, default=None)
+    tokens_output = BigInt(null=True, default=None)
+    tokens_cache_read = BigInt(null=True, default=None)
+    tokens_cache_write = BigInt(null=True, default=None)
+    tokens_cache_write_5m = BigInt(null=True, default=None)
+    tokens_cache_write_1h = BigInt(null=True, default=None)
+    tokens_reasoning = BigInt(null=True, default=None)
+    tokens_estimated = Boolean(default=False)
+    cost_usd = Numeric(digits=(18, 8), null=True, default=None)
+    cost_source = Varchar(length=16, null=True, default=None, help_text="reported or computed")
+    duration_ms = BigInt(null=True, default=None)
+    stop_reason = Varchar(length=64, null=True, default=None)
+    tool_name = Varchar(length=255, null=True, default=None)
+    tool_category = Varchar(length=32, null=True, default=None)
+    tool_call_id = Varchar(length=255, null=True, default=None)
+    status = Varchar(length=16, null=True, default=None, help_text="ok, error, cancelled, rejected")
+    file_path = Text(null=True, default=None)
+    lines_added = Integer(null=True, default=None)
+    lines_removed = Integer(null=True, default=None)
+    command = Text(null=True, default=None)
+    content = Text(null=True, default=None, help_text="prompt, message or tool output text")
+    error = Text(null=True, default=None)
+    payload = JSONB(null=True, default=None, help_text="the agent's raw record")
+    ingested_at = Timestamptz(default=TimestamptzNow())
+
+
+TABLES: tuple[type[Table], ...] = (Project, Machine, Workspace, AgentSession, AgentEvent)

@@ -1,0 +1,93 @@
+"""TimescaleDB: detection, hypertable conversion and policies.
+
+When the ``timescaledb`` extension can be loaded (it is in ``shared_preload_libraries`` and
+installed) and ``DEVLOG_TIMESCALE`` is ``auto``, ``agent_event`` becomes a hypertable partitioned
+by ``ts`` (chunk interval from settings, 1 day by default) with compression segmented by session.
+Otherwise it stays a plain table with the same columns, primary key ``(id, ts)`` and indexes for
+time-range and per-session queries. Both modes are reported by :func:`storage_info`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.db.ddl import execute_script, fetch
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("devlog.db")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageInfo:
+    server_version: str
+    timescale_version: str | None
+    hypertable: bool
+
+    @property
+    def mode(self) -> str:
+        return "timescaledb" if self.hypertable else "postgresql"
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+async def timescale_loadable() -> bool:
+    rows = await fetch(
+        "SELECT (SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb') > 0"
+        " AND current_setting('shared_preload_libraries') ILIKE '%timescaledb%' AS ok"
+    )
+    return bool(rows[0]["ok"])
+
+
+async def convert_agent_event_to_hypertable(settings: Settings | None = None) -> bool:
+    """Make agent_event a hypertable when TimescaleDB is usable. Returns whether it is one."""
+    settings = settings or get_settings()
+    if settings.timescale == "off" or not await timescale_loadable():
+        log.info("TimescaleDB not available: agent_event is a plain PostgreSQL table")
+        return False
+    await execute_script("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    interval = _quote_literal(settings.timescale_chunk_interval)
+    await execute_script(
+        "SELECT create_hypertable('agent_event', 'ts', "
+        f"chunk_time_interval => INTERVAL {interval}, if_not_exists => TRUE, migrate_data => TRUE)"
+    )
+    log.info("agent_event is a TimescaleDB hypertable (chunks of %s)",
+             settings.timescale_chunk_interval)
+    return True
+
+
+async def apply_policies(settings: Settings) -> None:
+    """Compression policy on the hypertable, as configured (no-op on plain PostgreSQL)."""
+    info = await storage_info()
+    if not info.hypertable:
+        return
+    if settings.timescale_compress_after:
+        await execute_script(
+            "ALTER TABLE agent_event SET (timescaledb.compress, "
+            "timescaledb.compress_segmentby = 'session_id', timescaledb.compress_orderby = 'ts DESC');"
+            "SELECT remove_compression_policy('agent_event', if_exists => TRUE);"
+            "SELECT add_compression_policy('agent_event', "
+            f"INTERVAL {_quote_literal(settings.timescale_compress_after)});"
+        )
+    else:
+        await execute_script("SELECT remove_compression_policy('agent_event', if_exists => TRUE)")
+
+
+async def storage_info() -> StorageInfo:
+    rows = await fetch(
+        """
+        SELECT current_setting('server_version') AS server_version,
+               (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS ts_version
+        """
+    )
+    server_version, ts_version = rows[0]["server_version"], rows[0]["ts_version"]
+    hypertable = False
+    if ts_version:
+        found = await fetch(
+            "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'agent_event'"
+        )
+        hypertable = bool(found)
+    return StorageInfo(server_version=server_version, timescale_version=ts_version,
+                       hypertable=hypertable)
