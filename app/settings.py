@@ -66,9 +66,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     timescale_compress_after: Annotated[
         str, _doc("Compress agent_event chunks older than this interval ('' disables).")
     ] = "7 days"
-    retention: Annotated[
-        str, _doc("Drop raw events older than this interval ('' keeps them forever).")
-    ] = ""
     log_level: Annotated[
         Literal["debug", "info", "warning", "error"], _doc("Server log level.")
     ] = "info"

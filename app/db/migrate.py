@@ -7,8 +7,8 @@ import io
 import logging
 
 import asyncpg
-from piccolo.apps.migrations.tables import Migration
 from piccolo.apps.migrations.commands.forwards import ForwardsMigrationManager
+from piccolo.apps.migrations.tables import Migration
 
 from app.db.engine import DB
 from app.db.piccolo_app import APP_NAME

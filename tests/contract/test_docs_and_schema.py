@@ -1,0 +1,43 @@
+"""The contract files and the docs match the code."""
+
+from __future__ import annotations
+
+import subprocess
+
+from app.gql.schema import sdl
+from app.settings import env_name, field_docs
+from tests.helpers import REPO, devlog_cmd, subprocess_env
+
+
+def test_committed_schema_matches_code() -> None:
+    committed = (REPO / "graphql" / "schema.graphql").read_text(encoding="utf-8")
+    assert committed == sdl(), "graphql/schema.graphql is stale: run `devlog graphql schema -o graphql/schema.graphql`"
+
+
+def test_schema_check_command_detects_drift(tmp_path) -> None:
+    stale = tmp_path / "schema.graphql"
+    stale.write_text("type Query { nothing: Int }\n")
+    result = subprocess.run(devlog_cmd("graphql", "schema", "--check", str(stale)),
+                            capture_output=True, text=True, env=subprocess_env(), check=False)
+    assert result.returncode == 1 and "out of date" in result.stderr
+    ok = subprocess.run(devlog_cmd("graphql", "schema", "--check", str(REPO / "graphql" / "schema.graphql")),
+                        capture_output=True, text=True, env=subprocess_env(), check=False)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    missing = [env_name(f) for f in field_docs() if f"`{env_name(f)}`" not in readme]
+    assert not missing, f"README.md does not document {missing}"
+
+
+def test_operations_are_valid_against_the_schema() -> None:
+    from graphql import parse, validate
+
+    from app.gql.schema import schema
+
+    files = sorted((REPO / "graphql" / "operations").glob("*.graphql"))
+    assert files
+    for path in files:
+        errors = validate(schema._schema, parse(path.read_text(encoding="utf-8")))
+        assert not errors, f"{path.name}: {errors}"
