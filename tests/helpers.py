@@ -63,3 +63,10 @@ def chromium_or_skip() -> str:
             pytest.fail("chromium is not installed (./dev test installs it with apt-get)")
         pytest.skip("chromium is not installed (./dev test installs it with apt-get)")
     return path
+
+
+def screenshot_path(name: str) -> Path:
+    """Where browser tests save screenshots (tests/artifacts/screenshots, not committed)."""
+    folder = REPO / "tests" / "artifacts" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 
 
-from tests.helpers import chromium_or_skip
+from tests.helpers import chromium_or_skip, screenshot_path
 
 
-async def test_graphiql_runs_a_query_offline(server: str, tmp_path) -> None:
+async def test_graphiql_runs_a_query_offline(server: str) -> None:
     executable = chromium_or_skip()
     from playwright.async_api import async_playwright
 
@@ -17,7 +17,7 @@ async def test_graphiql_runs_a_query_offline(server: str, tmp_path) -> None:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page()
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
@@ -28,7 +28,7 @@ async def test_graphiql_runs_a_query_offline(server: str, tmp_path) -> None:
             await page.click(".graphiql-execute-button")
             result = page.locator(".result-window")
             await result.get_by_text('"database": "ok"').wait_for(timeout=15_000)
-            await page.screenshot(path=str(tmp_path / "graphiql.png"))
+            await page.screenshot(path=str(screenshot_path("graphiql.png")))
         finally:
             await browser.close()
     assert not external, external
