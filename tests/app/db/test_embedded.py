@@ -12,23 +12,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.db.embedded import ROOT_FALLBACK_DIR, EmbeddedPostgres
+from app.db.embedded import ROOT_FALLBACK_DIR, EmbeddedPostgres, _pid_alive
 from tests.helpers import devlog_cmd, subprocess_env, traversable_tmpdir
 
 
 def _db(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(devlog_cmd("db", *args), capture_output=True, text=True, timeout=180,
                           env=subprocess_env(DEVLOG_DATA_DIR=str(data_dir)), check=False)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def test_concurrent_starts_share_one_cluster_and_db_commands_manage_it() -> None:
@@ -61,7 +51,7 @@ async def test_concurrent_starts_share_one_cluster_and_db_commands_manage_it() -
     assert cluster.status().running
 
     assert _db(data_dir, "stop").stdout.strip() == "stopped"
-    assert not _alive(status.pid)
+    assert not _pid_alive(status.pid)
     assert not (cluster.pgdata / "postmaster.pid").exists()
     assert _db(data_dir, "status").returncode == 1
 
