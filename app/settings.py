@@ -66,6 +66,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     timescale_compress_after: Annotated[
         str, _doc("Compress agent_event chunks older than this interval ('' disables).")
     ] = "7 days"
+    max_batch_events: Annotated[
+        int, _doc("Most events one ingestEvents call may carry.")
+    ] = 5000
+    max_event_bytes: Annotated[
+        int, _doc("Largest event (payload + content + command + error, in bytes) ingest accepts.")
+    ] = 1_048_576
+    max_body_bytes: Annotated[
+        int, _doc("Largest HTTP request body (after gzip decompression); larger gets HTTP 413.")
+    ] = 64 * 1_048_576
+    session_idle_minutes: Annotated[
+        int, _doc("A session with no event for this long and no end event shows as idle.")
+    ] = 30
+    subscriber_queue: Annotated[
+        int, _doc("Events a live subscriber may lag behind before its subscription is closed.")
+    ] = 1000
     log_level: Annotated[
         Literal["debug", "info", "warning", "error"], _doc("Server log level.")
     ] = "info"

@@ -4,8 +4,8 @@ database answers). Both return JSON; ``/readyz`` answers 503 when the database i
 from __future__ import annotations
 
 from litestar import Response, get
-from litestar.response import Redirect
 from litestar.datastructures import State
+from litestar.response import Redirect
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_301_MOVED_PERMANENTLY,

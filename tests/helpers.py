@@ -32,8 +32,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def gql(client: httpx.AsyncClient, query: str, variables: dict | None = None) -> dict:
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+async def gql(client: httpx.AsyncClient, query: str, variables: dict | None = None,
+              headers: dict | None = None) -> dict:
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}},
+                                 headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
 

@@ -148,4 +148,32 @@ class AgentEvent(Table, tablename="agent_event", db=DB):
     ingested_at = Timestamptz(default=TimestamptzNow())
 
 
-TABLES: tuple[type[Table], ...] = (Project, Machine, Workspace, AgentSession, AgentEvent)
+
+
+class SessionFile(Table, tablename="session_file", db=DB):
+    """A file an agent session touched (read, wrote, edited); key (session_id, path)."""
+
+    session_id = UUID(primary_key=True)  # database key: (session_id, path)
+    path = Text()
+    first_ts = Timestamptz()
+    last_ts = Timestamptz()
+    touches = Integer(default=0)
+    lines_added = Integer(default=0)
+    lines_removed = Integer(default=0)
+
+
+class ApiKey(Table, tablename="api_key", db=DB):
+    """An API key for ingest (and reads off loopback). Only a SHA-256 of the secret is stored."""
+
+    id = UUID(primary_key=True)
+    name = Varchar(length=255)
+    prefix = Varchar(length=16, help_text="the first characters of the key, to recognise it")
+    secret_hash = Varchar(length=64, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+TABLES: tuple[type[Table], ...] = (
+    Project, Machine, Workspace, AgentSession, AgentEvent, SessionFile, ApiKey,
+)

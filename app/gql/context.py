@@ -14,6 +14,7 @@ from app.settings import Settings
 class Context(BaseContext, kw_only=True):
     settings: Settings
     embedded: bool
+    connection_params: dict | None = None  # graphql-transport-ws connection_init payload
 
 
 async def get_context(state: State) -> Context:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import strawberry
 from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
 from strawberry.extensions.query_depth_limiter import create_validator
+from strawberry.schema.config import StrawberryConfig
 
+from app.gql.mutations import Mutation
 from app.gql.queries import Query
+from app.gql.scalars.EventBatch import EventBatch, EventBatchDefinition
 from app.gql.subscriptions import Subscription
 
 MAX_QUERY_DEPTH = 12
@@ -25,7 +28,9 @@ class DepthLimit(AddValidationRules):
 
 schema = strawberry.Schema(
     query=Query,
+    mutation=Mutation,
     subscription=Subscription,
+    config=StrawberryConfig(scalar_map={EventBatch: EventBatchDefinition}),
     extensions=[
         # Clients (the collector, the dashboard) send the same few documents over and over;
         # parse and validation are most of a small operation's cost, so both are cached

@@ -32,9 +32,8 @@ def test_readme_documents_every_setting() -> None:
 
 
 def test_operations_are_valid_against_the_schema() -> None:
-    from graphql import parse, validate
-
     from app.gql.schema import schema
+    from graphql import parse, validate
 
     files = sorted((REPO / "graphql" / "operations").glob("*.graphql"))
     assert files

@@ -3,8 +3,6 @@ runs a query, and logs no errors (a CDN request would fail here and show up as o
 
 from __future__ import annotations
 
-
-
 from tests.helpers import chromium_or_skip, screenshot_path
 
 

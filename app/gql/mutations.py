@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import strawberry
+
+from app.errors import DevlogError
+from app.gql.context import Info
+from app.gql.permissions import CanIngest
+from app.gql.scalars.EventBatch import EventBatch
+from app.gql.types.IngestResult import IngestResult
+from app.ingest.batch import ingest_batch
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[CanIngest],
+        description=(
+            "Store a batch of events (see EventBatch). Idempotent: events whose id is already "
+            "stored count as duplicates and change nothing. Invalid events are rejected one by "
+            "one; the others are kept. Answers after the database committed."
+        ),
+    )
+    async def ingest_events(self, info: Info, batch: EventBatch) -> IngestResult:  # type: ignore[valid-type]
+        settings = info.context.settings
+        try:
+            result = await ingest_batch(batch, max_events=settings.max_batch_events,
+                                        max_event_bytes=settings.max_event_bytes)
+        except DevlogError as exc:
+            raise ValueError(str(exc)) from None
+        return IngestResult.from_record(result)
