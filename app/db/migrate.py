@@ -20,6 +20,13 @@ log = logging.getLogger("devlog.db")
 MIGRATION_LOCK_KEY = 0x6465766C6F67
 
 
+def migration_ids() -> list[str]:
+    """Ids of all migrations shipped with this version, in order."""
+    manager = ForwardsMigrationManager(app_name=APP_NAME)
+    folder = manager.get_app_config(APP_NAME).resolved_migrations_folder_path
+    return sorted(manager.get_migration_modules(folder))
+
+
 async def pending_migrations() -> list[str]:
     manager = ForwardsMigrationManager(app_name=APP_NAME)
     await manager.create_migration_table()
