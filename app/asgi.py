@@ -9,6 +9,7 @@ starts the embedded cluster if needed, waits, migrates, then opens the pool.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -22,9 +23,11 @@ from litestar.static_files import create_static_files_router
 from strawberry.litestar import make_graphql_controller
 
 from app import lifespan
+from app.bus import Bus
 from app.gql.context import get_context
 from app.gql.schema import schema
 from app.http_limits import GzipRequestMiddleware
+from app.services import sessions
 from app.settings import Settings, get_settings
 from app.system import favicon, healthz, readyz
 from ui import STATIC_DIR, TEMPLATES_DIR
@@ -46,7 +49,10 @@ class GraphQLController(_GraphQLBase):  # type: ignore[misc, valid-type]
     msgspec as the JSON codec (ingest batches are large)."""
 
     def decode_json(self, data: str | bytes) -> object:
-        return msgspec.json.decode(data)
+        try:
+            return msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:  # Strawberry turns this one into HTTP 400
+            raise json.JSONDecodeError(str(exc), "", 0) from None
 
     def encode_json(self, data: object) -> bytes:
         return msgspec.json.encode(data)
@@ -60,6 +66,7 @@ class GraphQLController(_GraphQLBase):  # type: ignore[misc, valid-type]
 def create_app(settings: Settings | None = None,
                database: lifespan.Database | None = None) -> Litestar:
     settings = settings or get_settings()
+    sessions.configure(idle_minutes=settings.session_idle_minutes)
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -70,6 +77,9 @@ def create_app(settings: Settings | None = None,
                 await lifespan.prepare(db, settings)
             app.state.embedded = db.embedded
             await stack.enter_async_context(lifespan.pool(db, settings))
+            # after the pool: the bus loads announced rows through it
+            app.state.bus = await stack.enter_async_context(
+                Bus(db.url, queue_size=settings.subscriber_queue))
             yield
 
     return Litestar(

@@ -23,8 +23,25 @@ def configure(url: str) -> None:
     DB.config = {"dsn": url}
 
 
+_statements = 0
+
+
+def _count_statement(record: object) -> None:
+    global _statements
+    _statements += 1
+
+
+def statement_count() -> int:
+    """SQL statements run through the pool so far (tests use it to catch N+1 queries)."""
+    return _statements
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    conn.add_query_logger(_count_statement)
+
+
 async def open_pool(min_size: int = 1, max_size: int = 10) -> None:
-    await DB.start_connection_pool(min_size=min_size, max_size=max_size)
+    await DB.start_connection_pool(min_size=min_size, max_size=max_size, init=_init_connection)
 
 
 async def close_pool() -> None:

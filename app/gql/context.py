@@ -8,17 +8,22 @@ import strawberry
 from litestar.datastructures import State
 from strawberry.litestar import BaseContext
 
+from app.bus import Bus
+from app.gql.loaders import Loaders
 from app.settings import Settings
 
 
 class Context(BaseContext, kw_only=True):
     settings: Settings
     embedded: bool
+    loaders: Loaders
+    bus: Bus | None = None
     connection_params: dict | None = None  # graphql-transport-ws connection_init payload
 
 
 async def get_context(state: State) -> Context:
-    return Context(settings=state.settings, embedded=state.embedded)
+    return Context(settings=state.settings, embedded=state.embedded, loaders=Loaders(),
+                   bus=state.get("bus"))
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

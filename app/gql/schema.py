@@ -9,6 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from app.gql.mutations import Mutation
 from app.gql.queries import Query
+from app.gql.scalars.BigInt import BigInt, BigIntDefinition
 from app.gql.scalars.EventBatch import EventBatch, EventBatchDefinition
 from app.gql.subscriptions import Subscription
 
@@ -30,7 +31,7 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    config=StrawberryConfig(scalar_map={EventBatch: EventBatchDefinition}),
+    config=StrawberryConfig(scalar_map={EventBatch: EventBatchDefinition, BigInt: BigIntDefinition}),
     extensions=[
         # Clients (the collector, the dashboard) send the same few documents over and over;
         # parse and validation are most of a small operation's cost, so both are cached
