@@ -54,12 +54,13 @@ def setup_logging(level: str = "info") -> None:
 
 
 def _register() -> None:
-    from app.cli import config, db, graphql, serve
+    from app.cli import config, db, graphql, keys, serve
 
     cli.command("serve")(serve.serve)
     cli.add_typer(db.db, name="db")
     cli.add_typer(config.config, name="config")
     cli.add_typer(graphql.graphql, name="graphql")
+    cli.add_typer(keys.keys, name="keys")
 
 
 _register()
