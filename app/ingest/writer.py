@@ -7,10 +7,11 @@ deadlock, and every id deterministic, so they never create duplicates):
    where facts changed or ``last_seen_at`` is more than a minute old (no row lock otherwise, so
    concurrent batches from one machine do not queue on its row);
 2. sessions (parents first): upsert, which locks every session of the batch in id order;
-3. events: binary COPY into a per-connection temp table, then
-   ``INSERT INTO agent_event SELECT … ORDER BY id ON CONFLICT DO NOTHING RETURNING …``: the
-   returned rows are exactly the new events, so duplicates (same batch, earlier batch, replay)
-   change nothing;
+3. events: the (id, ts) pairs already stored are looked up; the others are COPied straight
+   into ``agent_event`` in a savepoint. Should a concurrent batch have stored one meanwhile, the
+   savepoint rolls back and the events go through a temp table and
+   ``INSERT … ORDER BY id ON CONFLICT DO NOTHING RETURNING``. Either way exactly the new events
+   are counted, so duplicates (same batch, earlier batch, replay) change nothing;
 4. session rollups and ``session_file`` from the new rows only;
 5. ``pg_notify`` (delivered at commit) with small payloads: session ids, the ingest timestamp
    and the time range, from which listeners load the new rows.
@@ -144,7 +145,15 @@ def encode_payload(payload: Any) -> str | None:
 
 
 def event_size(event: Event, payload_json: str | None) -> int:
-    return sum(len(part) for part in (payload_json, event.content, event.command, event.error) if part)
+    """Characters of the event's big fields (a cheap, close stand-in for bytes)."""
+    size = len(payload_json) if payload_json else 0
+    if event.content:
+        size += len(event.content)
+    if event.command:
+        size += len(event.command)
+    if event.error:
+        size += len(event.error)
+    return size
 
 
 def _event_record(p: PreparedEvent, at: datetime) -> tuple:
@@ -171,17 +180,57 @@ async def write_batch(conn: asyncpg.Connection, events: list[PreparedEvent],
     async with conn.transaction():
         at: datetime = await conn.fetchval("SELECT now()")
         await _upsert_context(conn, events, machines)
-        await conn.execute(_STAGING_DDL)
-        await conn.copy_records_to_table(
-            "ingest_staging", records=[_event_record(p, at) for p in events], columns=EVENT_COLUMNS
-        )
-        inserted = await conn.fetch(_INSERT_EVENTS)
+        inserted = await _insert_events(conn, events, at)
         session_ids = await _apply_rollups(conn, inserted)
         if inserted:
             await _notify(conn, session_ids, at, min(r["ts"] for r in inserted),
                           max(r["ts"] for r in inserted))
     return WriteResult(accepted=len(inserted), duplicates=len(events) - len(inserted),
                        session_ids=session_ids, ingested_at=at)
+
+
+async def _insert_events(conn: asyncpg.Connection, events: list[PreparedEvent],
+                         at: datetime) -> list:
+    """Insert the events not stored yet; returns rollup rows for exactly those.
+
+    Fast path (the usual case, new events): look up which (id, ts) already exist, COPY the
+    rest straight into agent_event inside a savepoint. If a concurrent batch stored one of them
+    in between, the COPY hits the primary key; the savepoint rolls back and the slow path runs:
+    COPY into a temp table, then INSERT … ON CONFLICT DO NOTHING RETURNING.
+    """
+    existing = await conn.fetch(
+        """SELECT e.id FROM agent_event e
+           JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(id, ts) ON e.id = k.id AND e.ts = k.ts""",
+        [p.event.id for p in events], [p.event.ts for p in events])
+    seen = {r["id"] for r in existing}
+    fresh = sorted((p for p in events if p.event.id not in seen), key=lambda p: p.event.id)
+    if not fresh:
+        return []
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "agent_event", records=[_event_record(p, at) for p in fresh], columns=EVENT_COLUMNS)
+    except asyncpg.UniqueViolationError:
+        await conn.execute(_STAGING_DDL)
+        await conn.copy_records_to_table(
+            "ingest_staging", records=[_event_record(p, at) for p in fresh], columns=EVENT_COLUMNS)
+        return await conn.fetch(_INSERT_EVENTS)
+    return [_rollup_row(p) for p in fresh]
+
+
+def _rollup_row(p: PreparedEvent) -> dict:
+    """The same keys as _INSERT_EVENTS' RETURNING, from the event itself."""
+    e, t = p.event, p.event.tokens
+    return {
+        "session_id": p.session_id, "kind": e.kind, "ts": e.ts, "model": e.model,
+        "tokens_input": t.input if t else None, "tokens_output": t.output if t else None,
+        "tokens_cache_read": t.cache_read if t else None,
+        "tokens_cache_write": t.cache_write if t else None,
+        "tokens_reasoning": t.reasoning if t else None, "cost_usd": e.cost_usd,
+        "status": e.status, "file_path": _clean(e.file_path), "lines_added": e.lines_added,
+        "lines_removed": e.lines_removed,
+        "prompt": _clean(e.content)[:500] if e.kind == "user_prompt" and e.content else None,
+    }
 
 
 # --------------------------------------------------------------------------- context

@@ -1,0 +1,232 @@
+"""Ingest throughput: end-to-end through HTTP GraphQL vs raw asyncpg COPY of the same rows.
+
+Generates realistic events (the kinds and payload sizes of real transcripts: prompts, LLM calls
+with usage, tool calls with inputs, tool results with outputs up to a few KB, assistant text,
+reasoning), then, in one run and each into its own fresh, migrated database:
+
+1. raw COPY: asyncpg ``copy_records_to_table`` of the very rows ingest would write, straight into
+   ``agent_event`` (no dedup, no rollups, no HTTP) — the ceiling;
+2. service: ``app.ingest.batch.ingest_batch`` called in-process (validation, upserts, COPY +
+   ON CONFLICT, rollups, NOTIFY; no HTTP/GraphQL);
+3. end-to-end: a real ``devlog serve`` process, ``--clients`` concurrent aiohttp clients posting
+   ``ingestEvents`` batches (bodies encoded before the clock starts).
+
+Prints events/s for each and the ratios to raw COPY.
+
+    ./dev bench ingest [--events 100000] [--batch 2000] [--clients 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp  # noqa: E402
+import asyncpg  # noqa: E402
+import msgspec  # noqa: E402
+
+from bench._common import free_port, scratch_database, table, wait_ready  # noqa: E402
+
+AGENTS = ("claude-code", "codex", "copilot")
+TOOLS = (("Read", "file_read"), ("Edit", "file_edit"), ("Bash", "shell"), ("Grep", "search"),
+         ("Write", "file_write"), ("WebFetch", "web"))
+WORDS = ("the function returns a value when the cache is warm and otherwise falls back to "
+         "reading the file from disk then parses it line by line").split()
+
+
+def text(rng: random.Random, n_words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n_words))
+
+
+def generate(n: int, seed: int = 7) -> list[dict]:
+    """n events over n/50 sessions; deterministic for a seed."""
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    events: list[dict] = []
+    sessions = max(1, n // 50)
+    per = n // sessions
+    for s in range(sessions):
+        agent = AGENTS[s % len(AGENTS)]
+        native = f"bench-{s}"
+        machine = f"machine-{s % 5}"
+        project = {"remote": f"git@github.com:bench/repo{s % 20}.git", "branch": "main"}
+        ws = f"/home/dev/repo{s % 20}"
+        t = start + timedelta(minutes=s)
+        for i in range(per):
+            t += timedelta(milliseconds=rng.randint(50, 5000))
+            roll = rng.random()
+            base = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{native}/{i}")), "ts": t.isoformat(),
+                    "agent": agent, "session": native, "machine": machine, "seq": i,
+                    "project": project, "workspace": ws}
+            if i == 0 or roll < 0.08:
+                base |= {"kind": "user_prompt", "content": text(rng, rng.randint(10, 80))}
+            elif roll < 0.35:
+                base |= {"kind": "llm_call", "model": "claude-sonnet-4-5", "durationMs": rng.randint(300, 9000),
+                         "stopReason": "tool_use",
+                         "tokens": {"input": rng.randint(1, 50), "output": rng.randint(20, 2000),
+                                    "cacheRead": rng.randint(1000, 90000), "cacheWrite": rng.randint(0, 5000)},
+                         "payload": {"usage": {"input_tokens": 3}, "id": f"msg_{i}"}}
+            elif roll < 0.6:
+                name, cat = rng.choice(TOOLS)
+                base |= {"kind": "tool_call", "toolName": name, "toolCategory": cat, "toolCallId": f"t{i}",
+                         "filePath": f"{ws}/src/mod{rng.randint(0, 30)}.py",
+                         "payload": {"input": {"file_path": f"{ws}/x.py", "old_string": text(rng, 20),
+                                               "new_string": text(rng, 25)}}}
+            elif roll < 0.85:
+                base |= {"kind": "tool_result", "toolCallId": f"t{i - 1}", "status": "ok" if roll < 0.83 else "error",
+                         "durationMs": rng.randint(5, 3000), "content": text(rng, rng.randint(20, 600))}
+            elif roll < 0.95:
+                base |= {"kind": "assistant_message", "content": text(rng, rng.randint(10, 150))}
+            else:
+                base |= {"kind": "reasoning", "content": text(rng, rng.randint(30, 300))}
+            events.append(base)
+    return events
+
+
+MACHINES = [{"key": f"machine-{i}", "hostname": f"host{i}", "os": "linux"} for i in range(5)]
+MUTATION = ("mutation($batch: EventBatch!) { ingestEvents(batch: $batch) "
+            "{ accepted duplicates rejected { index reason } } }")
+
+
+async def migrate(url: str) -> None:
+    from app.db import engine
+    from app.db.migrate import migrate as run
+
+    engine.configure(url)
+    await run()
+    await engine.close_pool()
+
+
+async def raw_copy(url: str, events: list[dict], batch: int, clients: int) -> float:
+    from app.ingest import identity
+    from app.ingest.writer import EVENT_COLUMNS, PreparedEvent, _event_record, encode_payload
+    from collector.wire import event_from_obj
+
+    now = datetime.now(timezone.utc)
+    records = []
+    for obj in events:
+        e = event_from_obj(obj)
+        records.append(_event_record(PreparedEvent(e, identity.session_id(e.agent, e.session),
+                                                   encode_payload(e.payload)), now))
+    chunks = [records[i:i + batch] for i in range(0, len(records), batch)]
+    pool = await asyncpg.create_pool(url, min_size=clients, max_size=clients)
+    queue: asyncio.Queue = asyncio.Queue()
+    for c in chunks:
+        queue.put_nowait(c)
+
+    async def worker() -> None:
+        while not queue.empty():
+            chunk = queue.get_nowait()
+            async with pool.acquire() as conn:
+                await conn.copy_records_to_table("agent_event", records=chunk, columns=EVENT_COLUMNS)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - t0
+    await pool.close()
+    return len(records) / elapsed
+
+
+async def service(url: str, events: list[dict], batch: int, clients: int) -> float:
+    from app.db import engine
+    from app.ingest.batch import ingest_batch
+
+    engine.configure(url)
+    await engine.open_pool(clients, clients)
+    chunks = [events[i:i + batch] for i in range(0, len(events), batch)]
+    queue: asyncio.Queue = asyncio.Queue()
+    for c in chunks:
+        queue.put_nowait(c)
+    accepted = 0
+
+    async def worker() -> None:
+        nonlocal accepted
+        while not queue.empty():
+            chunk = queue.get_nowait()
+            result = await ingest_batch({"events": chunk, "machines": MACHINES},
+                                        max_events=batch, max_event_bytes=1 << 20)
+            accepted += result.accepted
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - t0
+    await engine.close_pool()
+    assert accepted == len(events), accepted
+    return len(events) / elapsed
+
+
+async def end_to_end(base: str, events: list[dict], batch: int, clients: int) -> float:
+    bodies = [msgspec.json.encode({"query": MUTATION, "variables": {
+        "batch": {"events": events[i:i + batch], "machines": MACHINES}}})
+        for i in range(0, len(events), batch)]
+    queue: asyncio.Queue = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    accepted = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal accepted
+        while not queue.empty():
+            body = queue.get_nowait()
+            async with session.post(f"{base}/graphql", data=body,
+                                    headers={"content-type": "application/json"}) as resp:
+                data = msgspec.json.decode(await resp.read())
+                accepted += data["data"]["ingestEvents"]["accepted"]
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    assert accepted == len(events), accepted
+    return len(events) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    events = generate(args.events)
+    size = len(msgspec.json.encode(events))
+    print(f"{len(events)} events, {size / len(events):.0f} bytes/event on the wire, "
+          f"batches of {args.batch}, {args.clients} concurrent clients, {os.cpu_count()} cores")
+    results: dict[str, float] = {}
+    with scratch_database() as url:
+        asyncio.run(migrate(url))
+        results["raw COPY into agent_event"] = asyncio.run(raw_copy(url, events, args.batch, args.clients))
+    with scratch_database() as url:
+        asyncio.run(migrate(url))
+        results["ingest service (in-process)"] = asyncio.run(service(url, events, args.batch, args.clients))
+    with scratch_database() as url:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEVLOG_")}
+        env.update(DEVLOG_DATABASE_URL=url, DEVLOG_LOG_LEVEL="warning",
+                   DEVLOG_DB_POOL_MAX=str(max(10, args.clients * 2)))
+        proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", proc=proc)
+            results["end-to-end HTTP GraphQL"] = asyncio.run(
+                end_to_end(f"http://127.0.0.1:{port}", events, args.batch, args.clients))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    raw = results["raw COPY into agent_event"]
+    print(table(["path", "events/s", "ratio to raw COPY"],
+                [[k, f"{v:,.0f}", f"{v / raw:.2f}"] for k, v in results.items()]))
+
+
+if __name__ == "__main__":
+    main()
