@@ -84,8 +84,9 @@ async def generate(url: str, n_events: int, n_sessions: int) -> None:
                CASE WHEN max(ts) < now() - interval '1 day' THEN 'ended' ELSE 'active' END,
                CASE WHEN max(ts) < now() - interval '1 day' THEN max(ts) END
         FROM agent_event GROUP BY session_id;
-        ALTER TABLE agent_event SET (autovacuum_enabled = true);
-        VACUUM ANALYZE agent_event; VACUUM ANALYZE agent_session;""")
+        ALTER TABLE agent_event SET (autovacuum_enabled = true);""")
+    await conn.execute("VACUUM ANALYZE agent_event")
+    await conn.execute("VACUUM ANALYZE agent_session")
     print(f"  generated in {time.perf_counter() - t0:.0f}s")
     await conn.close()
 

@@ -138,7 +138,7 @@ async def list_sessions(f: SessionFilter | None = None, first: int = 50,
     args.append(first + 1)
     rows = await fetch(
         f"SELECT {_columns()} FROM agent_session s WHERE {' AND '.join(clauses)} "
-        f"ORDER BY s.last_event_at DESC, s.id DESC LIMIT ${len(args)}", *args)
+        f"ORDER BY s.last_event_at DESC NULLS LAST, s.id DESC LIMIT ${len(args)}", *args)
     records = _records(rows)
     page = records[:first]
     return Page(items=page, cursors=[encode_cursor(r.last_event_at, str(r.id)) for r in page],
