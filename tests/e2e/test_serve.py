@@ -111,3 +111,15 @@ def test_bad_setting_is_one_clear_line() -> None:
     result = _serve_fails(subprocess_env(DEVLOG_PORT="http"))
     assert result.returncode == 2
     assert result.stderr.strip() == "devlog: setting port (DEVLOG_PORT): Expected `int`, got `str`"
+
+
+def test_listening_socket_disables_nagle() -> None:
+    # Connections accepted from it inherit TCP_NODELAY; without it kept-alive clients wait ~40 ms
+    # on delayed ACKs for every request.
+    from app.server import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()
