@@ -1,0 +1,197 @@
+"""What an adapter is: where an agent keeps its logs, and how one file of them becomes events.
+
+Adapters only parse. Discovery, tailing, cursors, the outbox, redaction and delivery are shared
+(``collector.source``, ``collector.outbox``, ``collector.sender``), so a new agent is one module
+here plus sample logs.
+
+Two shapes of log exist:
+
+- **lines** (Claude Code, Codex CLI): append-only JSONL. The tailer feeds each *complete* line
+  with its byte offset to a :class:`LineParser`; the parser's state is serialised with the file's
+  cursor in the same SQLite transaction, so a restart resumes exactly where it stopped.
+- **document** (Copilot): a JSON file rewritten as it grows. The tailer hands the whole file to a
+  :class:`DocumentParser` with the state it returned last time; the state says what was already
+  emitted, so a rewrite sends only what is new.
+
+Event ids are deterministic (:func:`event_id`): the same record always yields the same id, so a
+re-read, a replay or a second backfill never creates a duplicate on the server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+from collector.wire import Event, ProjectRef
+
+EVENT_NAMESPACE = uuid.UUID("5d6f3a8e-2c41-5e0b-9b7e-6465766c6f67")
+
+# Text fields longer than this are cut (with a marker) before they leave the parser; the whole
+# record stays reachable in the agent's own file. The server refuses events over 1 MiB.
+MAX_TEXT_CHARS = 32_768
+MAX_PAYLOAD_BYTES = 65_536
+
+
+class SkipLine(Exception):
+    """A line that cannot be parsed (malformed JSON, wrong shape). Counted and skipped."""
+
+
+def event_id(agent: str, *parts: object) -> uuid.UUID:
+    """The deterministic id of an event: UUIDv5 of the agent and the record's native ids."""
+    return uuid.uuid5(EVENT_NAMESPACE, "\x1f".join((agent, *map(str, parts))))
+
+
+def clip(text: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… [devlog: {len(text) - limit:,} more characters not sent]"
+
+
+_payload_encoder = msgspec.json.Encoder()
+
+
+def clip_payload(value: Any) -> Any:
+    """The raw record for the timeline, or a marker when it is too large to send."""
+    if value is None:
+        return None
+    size = len(_payload_encoder.encode(value))
+    if size <= MAX_PAYLOAD_BYTES:
+        return value
+    return {"devlogTruncated": True, "bytes": size}
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """ISO 8601 text (``Z`` allowed) or epoch milliseconds -> aware datetime, else None."""
+    if isinstance(value, str) and value:
+        try:
+            ts = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        except ValueError:
+            return None
+        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def count_lines(text: str | None) -> int:
+    if not text:
+        return 0
+    return text.count("\n") + (0 if text.endswith("\n") else 1)
+
+
+@dataclass
+class Context:
+    """What a parser needs from the collector: who this machine is and what a folder is."""
+
+    machine: str  # the machine key (collector.machine)
+    project_of: Callable[[str], ProjectRef | None] = lambda path: ProjectRef(path=path)
+
+
+class LineParser(ABC):
+    """Turns the complete lines of one JSONL file into events, keeping resumable state."""
+
+    def __init__(self, path: Path, ctx: Context, state: bytes | None = None) -> None:
+        self.path = path
+        self.ctx = ctx
+
+    @abstractmethod
+    def feed(self, line: bytes, offset: int) -> list[Event]:
+        """Events of one complete line (without its newline) that starts at byte ``offset``.
+        Raise :class:`SkipLine` for a line that cannot be parsed; return [] for one to ignore."""
+
+    def idle(self) -> list[Event]:
+        """The file went quiet (or backfill reached its end): close whatever is still open,
+        such as an LLM call whose last content block may not have been written yet."""
+        return []
+
+    @abstractmethod
+    def snapshot(self) -> bytes:
+        """The state to store with the cursor; ``__init__(state=…)`` resumes from it."""
+
+
+class DocumentParser(ABC):
+    """Turns a whole JSON document (rewritten as it grows) into the events not yet emitted."""
+
+    def __init__(self, path: Path, ctx: Context, state: bytes | None = None) -> None:
+        self.path = path
+        self.ctx = ctx
+
+    @abstractmethod
+    def parse(self, data: bytes) -> list[Event]:
+        """Events of the document that earlier calls (and earlier runs, via the state) did not
+        emit. Raise :class:`SkipLine` when the document cannot be parsed at all."""
+
+    @abstractmethod
+    def snapshot(self) -> bytes: ...
+
+
+class Adapter(ABC):
+    name: ClassVar[str]  # the agent's name on the wire: claude-code, codex, copilot
+    shape: ClassVar[Literal["lines", "document"]]
+
+    @abstractmethod
+    def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
+        """Folders that hold (or will hold) this agent's logs on this machine, existing or not."""
+
+    @abstractmethod
+    def matches(self, path: Path) -> bool:
+        """Whether ``path`` (a file under one of the roots) is a log this adapter reads."""
+
+    @abstractmethod
+    def parser(self, path: Path, ctx: Context, state: bytes | None) -> LineParser | DocumentParser:
+        """A parser for one file, resumed from ``state`` when given."""
+
+
+@dataclass
+class Tally:
+    """Counts of parsed events, for backfill summaries and tests."""
+
+    sessions: set[str] = field(default_factory=set)
+    kinds: dict[str, int] = field(default_factory=dict)
+    llm_calls: int = 0
+    tokens: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("input", "output", "cache_read", "cache_write", "reasoning"), 0))
+
+    def add(self, events: list[Event]) -> None:
+        for e in events:
+            self.sessions.add(e.session)
+            self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
+            if e.kind == "llm_call":
+                self.llm_calls += 1
+                if e.tokens:
+                    for bucket in self.tokens:
+                        self.tokens[bucket] += getattr(e.tokens, bucket)
+
+
+def parse_file(adapter: Adapter, path: Path, ctx: Context) -> list[Event]:
+    """All events of one file read start to end (backfill of a finished file; tests)."""
+    data = path.read_bytes()
+    parser = adapter.parser(path, ctx, None)
+    if isinstance(parser, DocumentParser):
+        return parser.parse(data)
+    events: list[Event] = []
+    offset = 0
+    while True:
+        end = data.find(b"\n", offset)
+        if end < 0:
+            break  # an unfinished last line waits for its newline
+        line = data[offset:end]
+        if line.strip():
+            try:
+                events.extend(parser.feed(line, offset))
+            except SkipLine:
+                pass
+        offset = end + 1
+    events.extend(parser.idle())
+    return events

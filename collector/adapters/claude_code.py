@@ -1,0 +1,513 @@
+"""Claude Code: ``~/.claude/projects/<encoded cwd>/<session>.jsonl`` (``CLAUDE_CONFIG_DIR``).
+
+One JSON record per line. Sub-agent transcripts live beside the session (``agent-<id>.jsonl``,
+older) or under ``<session>/subagents/agent-<id>.jsonl`` (newer); their records carry the parent's
+``sessionId`` and their own ``agentId``, and become child sessions ``<sessionId>/<agentId>``.
+
+Token counting. Claude Code writes one line per content block of an assistant message and repeats
+the message's ``usage`` on each; the last line carries the final usage. One LLM call is emitted
+per ``message.id`` + ``requestId``, with the last line's usage, once the message is complete: a
+line with a stop reason, any later record that is not part of it, or the file going quiet
+(:meth:`ClaudeParser.idle`). The open message's accumulator is part of the parser state stored
+with the cursor, so a restart between two lines of one message neither loses nor repeats it.
+Ids of LLM calls, prompts and tool calls derive from Claude's own ids (message, record uuid,
+tool_use id), so records that a resumed session copies into a new file are not counted twice.
+
+``input`` excludes cache: Anthropic reports ``input_tokens``, ``cache_read_input_tokens`` and
+``cache_creation_input_tokens`` separately, and devlog keeps them in separate buckets.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+from collector.adapters.base import (
+    Adapter,
+    Context,
+    LineParser,
+    SkipLine,
+    clip,
+    clip_payload,
+    count_lines,
+    event_id,
+    parse_ts,
+)
+from collector.wire import Event, ProjectRef, Tokens
+
+AGENT = "claude-code"
+
+TOOL_CATEGORIES = {
+    "Read": "file_read", "NotebookRead": "file_read",
+    "Write": "file_write",
+    "Edit": "file_edit", "MultiEdit": "file_edit", "NotebookEdit": "file_edit",
+    "Bash": "shell", "BashOutput": "shell", "KillShell": "shell", "KillBash": "shell",
+    "Grep": "search", "Glob": "search", "LS": "search", "ToolSearch": "search",
+    "WebFetch": "web", "WebSearch": "web",
+    "Task": "subagent", "Agent": "subagent",
+    "TodoWrite": "todo", "TodoRead": "todo",
+}
+INTERRUPTED = "[Request interrupted by user"
+REJECTED = "The user doesn't want to proceed with this tool use"
+MAX_PENDING = 512  # tool calls awaiting their result, kept in the state
+MAX_REMEMBERED = 256  # LLM calls already emitted / sessions already started
+
+_decoder = msgspec.json.Decoder()
+
+
+def tool_category(name: str) -> str:
+    if name.startswith("mcp__"):
+        return "mcp"
+    return TOOL_CATEGORIES.get(name, "other")
+
+
+class PendingTool(msgspec.Struct, array_like=True):
+    ts: datetime
+    name: str
+    category: str
+    file_path: str | None = None
+    added: int | None = None
+    removed: int | None = None
+
+
+class OpenCall(msgspec.Struct):
+    """An assistant message whose lines are still arriving."""
+
+    key: str
+    session: str
+    parent: str | None
+    ts: datetime  # first line
+    last_ts: datetime
+    started: datetime | None  # the record that prompted it (prompt or tool result)
+    seq: int
+    model: str | None
+    usage: dict[str, Any]
+    stop_reason: str | None = None
+    cost: float | None = None
+    version: str | None = None
+    cwd: str | None = None
+    branch: str | None = None
+
+
+class State(msgspec.Struct):
+    last_ts: datetime | None = None  # of the last record that had one
+    input_ts: datetime | None = None  # of the last non-assistant record (an LLM call's start)
+    open: list[OpenCall] = []
+    done: list[str] = []  # keys of LLM calls emitted (recent)
+    started: list[str] = []  # sessions whose start was emitted (recent)
+    pending: dict[str, PendingTool] = {}
+    session: str | None = None  # of the last record that named one
+    summaries: list[tuple[int, str, str | None]] = []  # (offset, text, leafUuid) seen before it
+
+
+class ClaudeCode(Adapter):
+    name: ClassVar[str] = AGENT
+    shape: ClassVar[Literal["lines"]] = "lines"
+
+    def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
+        roots = [Path(p).expanduser() / "projects"
+                 for p in env.get("CLAUDE_CONFIG_DIR", "").split(",") if p.strip()]
+        if not roots:
+            roots = [home / ".claude" / "projects", home / ".config" / "claude" / "projects"]
+        return roots
+
+    def matches(self, path: Path) -> bool:
+        return path.suffix == ".jsonl"
+
+    def parser(self, path: Path, ctx: Context, state: bytes | None) -> ClaudeParser:
+        return ClaudeParser(path, ctx, state)
+
+
+class ClaudeParser(LineParser):
+    def __init__(self, path: Path, ctx: Context, state: bytes | None = None) -> None:
+        super().__init__(path, ctx, state)
+        self.state = msgspec.msgpack.decode(state, type=State) if state else State()
+        # agent-<id>.jsonl (either layout) is a sub-agent transcript.
+        self._file_agent = path.stem[len("agent-"):] if path.stem.startswith("agent-") else None
+
+    def snapshot(self) -> bytes:
+        return msgspec.msgpack.encode(self.state)
+
+    # -- lines ---------------------------------------------------------------------------------
+
+    def feed(self, line: bytes, offset: int) -> list[Event]:
+        try:
+            rec = _decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            raise SkipLine(f"not JSON: {exc}") from None
+        if not isinstance(rec, dict):
+            raise SkipLine("not a JSON object")
+        kind = rec.get("type")
+        message = rec.get("message")
+        ts = parse_ts(rec.get("timestamp"))
+        if ts is None and kind not in ("summary",):
+            if kind in ("file-history-snapshot", "queue-operation", "progress"):
+                return []
+            raise SkipLine("no timestamp")
+        st = self.state
+        if ts is not None:
+            st.last_ts = ts
+        out: list[Event] = []
+        is_assistant = kind == "assistant" or (
+            kind is None and isinstance(message, dict) and message.get("role") == "assistant")
+        if not is_assistant:
+            self._close_open(out)
+        if kind in ("file-history-snapshot", "queue-operation", "progress"):
+            return out
+        if kind == "summary":
+            # Titles Claude Code generated; they carry neither a time nor a session, and often
+            # come first in the file: held in the state until a record names both.
+            if isinstance(rec.get("summary"), str):
+                st.summaries.append((offset, rec["summary"], rec.get("leafUuid")))
+                if st.session is not None:
+                    self._flush_summaries(rec, out)
+            return out
+        assert ts is not None
+        session, parent = self._session_of(rec)
+        st.session = session
+        if st.summaries:
+            self._flush_summaries(rec, out)
+        k = self._start(rec, offset, ts, session, parent, out)
+        if is_assistant:
+            self._assistant(rec, offset, ts, session, parent, out, k)
+        elif kind == "user":
+            st.input_ts = ts
+            self._user(rec, offset, ts, out, k)
+        elif kind == "system":
+            st.input_ts = ts
+            self._system(rec, offset, ts, out, k)
+        return out
+
+    def idle(self) -> list[Event]:
+        out: list[Event] = []
+        self._close_open(out)
+        return out
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _rid(self, rec: dict[str, Any], offset: int) -> str:
+        """The record's own uuid, or its place in this session's file when it has none."""
+        uid = rec.get("uuid")
+        return uid if isinstance(uid, str) and uid else f"{self._session_of(rec)[0]}@{offset}"
+
+    def _flush_summaries(self, rec: dict[str, Any], out: list[Event]) -> None:
+        st = self.state
+        assert st.last_ts is not None
+        for offset, text, leaf in st.summaries[-MAX_REMEMBERED:]:
+            out.append(self._event(rec, offset, 0, "system", st.last_ts, ident=("summary", st.session, offset),
+                                   content=clip(text), payload={"type": "summary", "leafUuid": leaf}))
+        st.summaries = []
+
+    def _session_of(self, rec: dict[str, Any]) -> tuple[str, str | None]:
+        session = rec.get("sessionId")
+        if not isinstance(session, str) or not session:
+            session = self.state.session or self.path.stem
+        agent_id = rec.get("agentId") or (self._file_agent if rec.get("isSidechain") else None)
+        if self._file_agent and not agent_id:
+            agent_id = self._file_agent
+        if agent_id:
+            return f"{session}/{agent_id}", session
+        return session, None
+
+    def _start(self, rec: dict, offset: int, ts: datetime, session: str, parent: str | None,
+               out: list[Event]) -> int:
+        st = self.state
+        if session in st.started:
+            return 0
+        st.started.append(session)
+        del st.started[:-MAX_REMEMBERED]
+        kind = "subagent_start" if parent else "session_start"
+        out.append(self._event(rec, offset, 0, kind, ts, ident=(kind, session),
+                               payload={"entrypoint": rec.get("entrypoint"),
+                                        "userType": rec.get("userType")}))
+        return 1
+
+    def _assistant(self, rec: dict, offset: int, ts: datetime, session: str, parent: str | None,
+                   out: list[Event], k: int) -> None:
+        st = self.state
+        message = rec.get("message")
+        if not isinstance(message, dict):
+            raise SkipLine("assistant record without a message")
+        if rec.get("isApiErrorMessage") or message.get("model") == "<synthetic>":
+            text = _text_of(message.get("content"))
+            if rec.get("isApiErrorMessage") or text:
+                out.append(self._event(rec, offset, k, "error", ts, error=clip(text or "API error"),
+                                       ident=("error", self._rid(rec, offset))))
+            return
+        msg_id = message.get("id")
+        key = f"{msg_id}:{rec.get('requestId') or ''}" if msg_id else f"line:{self._rid(rec, offset)}"
+        # Another message starts: the previous one is complete.
+        if any(c.key != key for c in st.open):
+            self._close_open(out, keep=key)
+        usage = message.get("usage") if isinstance(message.get("usage"), dict) else None
+        if key not in st.done and (usage is not None or message.get("model")):
+            call = next((c for c in st.open if c.key == key), None)
+            if call is None:
+                call = OpenCall(key=key, session=session, parent=parent, ts=ts, last_ts=ts,
+                                started=st.input_ts, seq=offset * 16, model=message.get("model"),
+                                usage=usage or {}, version=rec.get("version"), cwd=rec.get("cwd"),
+                                branch=rec.get("gitBranch"))
+                st.open.append(call)
+            call.last_ts = ts
+            if usage is not None:
+                call.usage = usage
+            if message.get("model"):
+                call.model = message["model"]
+            if isinstance(rec.get("costUSD"), (int, float)):
+                call.cost = float(rec["costUSD"])
+            if message.get("stop_reason"):
+                call.stop_reason = message["stop_reason"]
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            content = [{"type": "text", "text": content}]
+        for i, block in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(block, dict):
+                continue
+            ident = self._rid(rec, offset)
+            btype = block.get("type")
+            if btype == "text" and block.get("text"):
+                out.append(self._event(rec, offset, k + i, "assistant_message", ts,
+                                       ident=("text", ident, i), content=clip(block["text"]),
+                                       model=message.get("model")))
+            elif btype == "thinking" and block.get("thinking"):
+                out.append(self._event(rec, offset, k + i, "reasoning", ts,
+                                       ident=("thinking", ident, i), content=clip(block["thinking"]),
+                                       model=message.get("model")))
+            elif btype in ("tool_use", "server_tool_use") and block.get("id"):
+                out.append(self._tool_use(rec, offset, k + i, ts, block))
+        if message.get("stop_reason") and key not in st.done:
+            self._close_open(out, only=key)
+
+    def _tool_use(self, rec: dict, offset: int, k: int, ts: datetime, block: dict) -> Event:
+        name = str(block.get("name") or "unknown")
+        category = tool_category(name)
+        inp = block.get("input") if isinstance(block.get("input"), dict) else {}
+        path = next((inp[f] for f in ("file_path", "notebook_path", "path")
+                     if isinstance(inp.get(f), str)), None)
+        added, removed = _lines_from_input(name, inp)
+        command = inp.get("command") if category == "shell" and isinstance(inp.get("command"), str) else None
+        st = self.state
+        st.pending[block["id"]] = PendingTool(ts=ts, name=name, category=category,
+                                              file_path=path, added=added, removed=removed)
+        if len(st.pending) > MAX_PENDING:
+            for old in list(st.pending)[: len(st.pending) - MAX_PENDING]:
+                del st.pending[old]
+        content = inp.get("description") or inp.get("prompt") if category == "subagent" else None
+        return self._event(rec, offset, k, "tool_call", ts, ident=("tool_use", block["id"]),
+                           tool_name=name, tool_category=category, tool_call_id=block["id"],
+                           file_path=path, command=clip(command), content=clip(content),
+                           payload=clip_payload(inp))
+
+    def _user(self, rec: dict, offset: int, ts: datetime, out: list[Event], k: int) -> None:
+        message = rec.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if rec.get("isMeta"):
+            return
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        if not isinstance(content, list):
+            return
+        ident = self._rid(rec, offset)
+        texts: list[str] = []
+        for i, block in enumerate(content):
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_result":
+                out.extend(self._tool_result(rec, offset, k + i, ts, block))
+            elif block.get("type") == "text" and isinstance(block.get("text"), str):
+                texts.append(block["text"])
+        text = "\n".join(t for t in texts if t)
+        if not text:
+            return
+        if text.startswith(INTERRUPTED):
+            out.append(self._event(rec, offset, k, "decision", ts, ident=("interrupt", ident),
+                                   status="cancelled", content="interrupted by the user"))
+        elif rec.get("isCompactSummary"):
+            out.append(self._event(rec, offset, k, "compaction", ts, ident=("compact", ident),
+                                   content=clip(text)))
+        elif text.startswith(("<local-command-stdout>", "<local-command-stderr>")):
+            out.append(self._event(rec, offset, k, "system", ts, ident=("local", ident),
+                                   content=clip(text), payload={"type": "local-command"}))
+        else:
+            out.append(self._event(rec, offset, k, "user_prompt", ts, ident=("prompt", ident),
+                                   content=clip(text)))
+
+    def _tool_result(self, rec: dict, offset: int, k: int, ts: datetime, block: dict) -> list[Event]:
+        call_id = block.get("tool_use_id")
+        if not isinstance(call_id, str):
+            return []
+        call = self.state.pending.pop(call_id, None)
+        text = _text_of(block.get("content"))
+        status = "error" if block.get("is_error") else "ok"
+        if status == "error" and text and text.startswith(REJECTED):
+            status = "rejected"
+        elif status == "error" and text and INTERRUPTED in text:
+            status = "cancelled"
+        added = removed = None
+        if call is not None and status == "ok":
+            added, removed = call.added, call.removed
+            patch = _patch_counts(rec.get("toolUseResult"))
+            if patch is not None:
+                added, removed = patch
+        events = [self._event(
+            rec, offset, k, "tool_result", ts, ident=("tool_result", call_id),
+            tool_call_id=call_id, tool_name=call.name if call else None,
+            tool_category=call.category if call else None, status=status,
+            file_path=call.file_path if call else None, lines_added=added, lines_removed=removed,
+            duration_ms=_ms(ts - call.ts) if call else None, content=clip(text))]
+        if status == "rejected":
+            events.append(self._event(rec, offset, k + 1, "decision", ts, ident=("reject", call_id),
+                                      status="rejected", tool_call_id=call_id,
+                                      tool_name=call.name if call else None))
+        return events
+
+    def _system(self, rec: dict, offset: int, ts: datetime, out: list[Event], k: int) -> None:
+        subtype = rec.get("subtype")
+        ident = ("system", self._rid(rec, offset))
+        if subtype == "compact_boundary":
+            out.append(self._event(rec, offset, k, "compaction", ts, ident=ident,
+                                   payload=clip_payload(rec.get("compactMetadata"))))
+        elif rec.get("level") == "error" or subtype == "api_error":
+            out.append(self._event(rec, offset, k, "error", ts, ident=ident,
+                                   error=clip(str(rec.get("content") or rec.get("error") or subtype))))
+        else:
+            duration = rec.get("durationMs")
+            out.append(self._event(
+                rec, offset, k, "system", ts, ident=ident,
+                duration_ms=int(duration) if isinstance(duration, (int, float)) and duration >= 0 else None,
+                content=clip(rec["content"]) if isinstance(rec.get("content"), str) else None,
+                payload={"type": "system", "subtype": subtype}))
+
+    # -- LLM calls -----------------------------------------------------------------------------
+
+    def _close_open(self, out: list[Event], keep: str | None = None, only: str | None = None) -> None:
+        st = self.state
+        still: list[OpenCall] = []
+        for call in st.open:
+            if (keep is not None and call.key == keep) or (only is not None and call.key != only):
+                still.append(call)
+                continue
+            out.append(self._llm_call(call))
+            st.done.append(call.key)
+        del st.done[:-MAX_REMEMBERED]
+        st.open = still
+
+    def _llm_call(self, c: OpenCall) -> Event:
+        u = c.usage
+        cache = u.get("cache_creation") if isinstance(u.get("cache_creation"), dict) else {}
+        tokens = Tokens(
+            input=_int(u.get("input_tokens")), output=_int(u.get("output_tokens")),
+            cache_read=_int(u.get("cache_read_input_tokens")),
+            cache_write=_int(u.get("cache_creation_input_tokens")),
+            cache_write_5m=_opt_int(cache.get("ephemeral_5m_input_tokens")),
+            cache_write_1h=_opt_int(cache.get("ephemeral_1h_input_tokens")),
+        )
+        started = c.started if c.started is not None and c.started <= c.ts else None
+        return Event(
+            id=event_id(AGENT, "llm", c.key), kind="llm_call", ts=c.ts, agent=AGENT,
+            session=c.session, parent_session=c.parent, machine=self.ctx.machine,
+            project=self._project(c.cwd, c.branch), workspace=c.cwd, seq=c.seq,
+            agent_version=c.version, model=c.model, provider="anthropic", tokens=tokens,
+            cost_usd=c.cost, stop_reason=c.stop_reason,
+            duration_ms=_ms(c.last_ts - started) if started else None,
+            payload={"messageId": c.key.split(":", 1)[0], "serviceTier": u.get("service_tier")},
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _project(self, cwd: str | None, branch: str | None) -> ProjectRef | None:
+        if not cwd:
+            return None
+        ref = self.ctx.project_of(cwd)
+        if ref is None:
+            return None
+        if branch and branch != ref.branch:
+            # The record knows the branch of its time; the repository's HEAD commit is of now.
+            ref = msgspec.structs.replace(ref, branch=branch[:255], commit=None)
+        return ref
+
+    def _event(self, rec: dict, offset: int, k: int, kind: str, ts: datetime, *,
+               ident: tuple | None = None, **fields: Any) -> Event:
+        session, parent = self._session_of(rec)
+        cwd = rec.get("cwd") if isinstance(rec.get("cwd"), str) else None
+        if ident is None:
+            ident = (kind, self._rid(rec, offset))
+        return Event(
+            id=event_id(AGENT, *ident), kind=kind, ts=ts, agent=AGENT, session=session,
+            parent_session=parent, machine=self.ctx.machine,
+            project=self._project(cwd, rec.get("gitBranch")), workspace=cwd,
+            seq=offset * 16 + min(k, 15),
+            agent_version=rec.get("version") if isinstance(rec.get("version"), str) else None,
+            **fields,
+        )
+
+
+def _text_of(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [b.get("text") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
+        return "\n".join(parts) if parts else None
+    return None
+
+
+def _lines_from_input(name: str, inp: dict) -> tuple[int | None, int | None]:
+    if name == "Write" and isinstance(inp.get("content"), str):
+        return count_lines(inp["content"]), 0
+    if name == "Edit":
+        return _diff_counts(inp.get("old_string"), inp.get("new_string"))
+    if name == "MultiEdit" and isinstance(inp.get("edits"), list):
+        added = removed = 0
+        for edit in inp["edits"]:
+            if isinstance(edit, dict):
+                a, r = _diff_counts(edit.get("old_string"), edit.get("new_string"))
+                added += a or 0
+                removed += r or 0
+        return added, removed
+    return None, None
+
+
+def _diff_counts(old: Any, new: Any) -> tuple[int | None, int | None]:
+    if not isinstance(old, str) or not isinstance(new, str):
+        return None, None
+    a, b = old.splitlines(), new.splitlines()
+    added = removed = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag != "equal":
+            removed += i2 - i1
+            added += j2 - j1
+    return added, removed
+
+
+def _patch_counts(result: Any) -> tuple[int, int] | None:
+    """Lines added/removed from Claude's ``toolUseResult.structuredPatch`` hunks, when present."""
+    if not isinstance(result, dict) or not isinstance(result.get("structuredPatch"), list):
+        return None
+    added = removed = 0
+    for hunk in result["structuredPatch"]:
+        for line in hunk.get("lines", []) if isinstance(hunk, dict) else []:
+            if isinstance(line, str) and line.startswith("+"):
+                added += 1
+            elif isinstance(line, str) and line.startswith("-"):
+                removed += 1
+    if added == removed == 0 and result.get("type") == "create" and isinstance(result.get("content"), str):
+        return count_lines(result["content"]), 0
+    return added, removed
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _ms(delta: Any) -> int | None:
+    ms = int(delta.total_seconds() * 1000)
+    return ms if ms >= 0 else None

@@ -1,0 +1,725 @@
+"""GitHub Copilot chat in VS Code: ``workspaceStorage/<id>/chatSessions/<session>.json[l]``.
+
+Where. ``<base>/{Code,Code - Insiders,VSCodium}/User/`` with base ``~/.config`` (or
+``$XDG_CONFIG_HOME``) on Linux, ``~/Library/Application Support`` on macOS, ``%APPDATA%`` on
+Windows, plus ``~/.vscode-server[-insiders]/data/User/`` on remote hosts. Chats of a folder live in
+``workspaceStorage/<id>/chatSessions/``, whose ``workspace.json`` names the folder (or the
+``.code-workspace`` file of a multi-root workspace); chats of a window without a folder live in
+``globalStorage/emptyWindowChatSessions/`` and have no workspace.
+
+Two forms of one session object: version-3 ``.json`` (the whole object, rewritten as the chat
+grows) and the newer ``.jsonl`` change log (a first ``{"kind":0,"v":…}`` line, then set / push /
+delete entries), replayed by :func:`replay_change_log`.
+
+Mapping, per request (``requests[]``), all ids from :func:`event_id` over the session id, the
+request id and what the event is, so a rewritten file never yields a new id:
+
+- the session's first emission is preceded by ``session_start`` (``creationDate``; ``customTitle``
+  as content). A session without requests emits nothing.
+- ``message.text`` -> ``user_prompt``; attached files (``variableData.variables`` of kind file)
+  -> one ``tool_call`` each (tool ``attachment``, file_read, status ok), emitted with the prompt.
+- Once the request is done (a ``result``, ``isCanceled``, a final ``modelState``, or a later
+  request in the session), its response: markdown chunks -> one ``assistant_message``;
+  ``thinking`` -> ``reasoning``; ``toolInvocationSerialized`` -> ``tool_call`` + ``tool_result``
+  (the outcome on the result) and a ``decision`` (rejected) when the user denied it;
+  ``textEditGroup`` -> a ``tool_call`` (tool ``textEdit``, file_edit) carrying the lines changed;
+  one ``llm_call`` with ``result.metadata`` tokens (an estimate flagged ``estimated`` only when the
+  file has none); an ``error`` for ``result.errorDetails``; a ``decision`` (cancelled) for a
+  cancelled request. A request still in progress emits its prompt only.
+
+The parser state lists the requests whose prompt was sent and those fully emitted, so parsing a
+rewritten document returns only what is new.
+
+Lines changed by a text edit: ``added`` is the number of lines of the new text; ``removed`` is the
+number of lines the replaced range touches (none for an empty range, and a range that ends at
+column 1 of a later line does not touch that line).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+from collector.adapters.base import (
+    Adapter,
+    Context,
+    DocumentParser,
+    SkipLine,
+    clip,
+    clip_payload,
+    count_lines,
+    event_id,
+    parse_ts,
+)
+from collector.wire import Event, ProjectRef, Tokens
+
+AGENT = "copilot"
+PROVIDER = "github-copilot"
+APPS = ("Code", "Code - Insiders", "VSCodium")
+SERVER_DIRS = (".vscode-server", ".vscode-server-insiders")
+
+TOOL_CATEGORIES = {
+    "copilot_readFile": "file_read", "copilot_readNotebookCellOutput": "file_read",
+    "copilot_getNotebookSummary": "file_read",
+    "copilot_createFile": "file_write", "copilot_createDirectory": "file_write",
+    "copilot_createNewJupyterNotebook": "file_write",
+    "copilot_replaceString": "file_edit", "copilot_multiReplaceString": "file_edit",
+    "copilot_applyPatch": "file_edit", "copilot_insertEdit": "file_edit",
+    "copilot_editNotebook": "file_edit", "copilot_editFiles": "file_edit",
+    "run_in_terminal": "shell", "get_terminal_output": "shell", "copilot_runInTerminal": "shell",
+    "copilot_getTerminalOutput": "shell", "run_task": "shell", "copilot_runTests": "shell",
+    "copilot_findTextInFiles": "search", "copilot_findFiles": "search",
+    "copilot_searchCodebase": "search", "copilot_listDirectory": "search",
+    "copilot_searchWorkspaceSymbols": "search", "copilot_listCodeUsages": "search",
+    "copilot_getErrors": "search", "copilot_getChangedFiles": "search",
+    "runSubagent": "subagent", "search_subagent": "subagent",
+    "copilot_fetchWebPage": "web", "fetch_webpage": "web", "vscode_fetchWebPage_internal": "web",
+    "copilot_githubRepo": "web", "github_repo": "web",
+    "manage_todo_list": "todo", "copilot_manageTodoList": "todo",
+}
+# Heuristics for tools not in the table, tried in order on the lower-cased tool id.
+_TOOL_WORDS = (
+    (("subagent",), "subagent"), (("terminal", "shell", "command"), "shell"),
+    (("fetch", "web", "http"), "web"), (("todo",), "todo"),
+    (("edit", "replace", "patch", "insert"), "file_edit"), (("create", "write"), "file_write"),
+    (("read",), "file_read"), (("find", "search", "grep", "list", "glob"), "search"),
+)
+# ToolConfirmKind (VS Code): Denied = 0, …, Skipped = 5. Pre-1.104 builds stored a boolean.
+_DENIED, _SKIPPED = 0, 5
+# ResponseModelState (VS Code): Pending, Complete, Cancelled, Failed, NeedsInput.
+_COMPLETE, _CANCELLED, _FAILED = 1, 2, 3
+
+_DRIVE = re.compile(r"^/[A-Za-z]:")
+_JSONC = re.compile(r'("(?:\\.|[^"\\])*")|//[^\n]*|/\*.*?\*/|,(?=\s*[}\]])', re.DOTALL)
+_MAX_COUNT = 10**12
+_decoder = msgspec.json.Decoder()
+
+
+# -- where -----------------------------------------------------------------------------------------
+
+
+def config_bases(env: Mapping[str, str], home: Path, platform: str) -> list[Path]:
+    """The folders that hold ``Code/User`` and its siblings on ``platform`` (``sys.platform``)."""
+    if platform == "win32":
+        appdata = env.get("APPDATA")
+        return [Path(appdata) if appdata else home / "AppData" / "Roaming"]
+    if platform == "darwin":
+        return [home / "Library" / "Application Support"]
+    bases = [Path(env["XDG_CONFIG_HOME"])] if env.get("XDG_CONFIG_HOME") else []
+    return list(dict.fromkeys([*bases, home / ".config"]))
+
+
+def uri_to_path(uri: Any) -> str | None:
+    """A folder of a VS Code URI: ``file:///a%20b`` -> ``/a b``, ``file:///c%3A/x`` -> ``c:/x``,
+    ``vscode-remote://ssh-remote+host/x`` -> ``/x``. Text without a scheme is already a path."""
+    if not isinstance(uri, str) or not uri:
+        return None
+    if "://" not in uri:
+        return uri
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return None
+    path = unquote(parts.path)
+    if parts.scheme == "file" and parts.netloc and parts.netloc != "localhost":
+        path = f"//{parts.netloc}{path}"  # a UNC share
+    if _DRIVE.match(path):
+        path = path[1:]
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    return path or None
+
+
+def workspace_folder(storage_dir: Path) -> str | None:
+    """The folder of ``workspaceStorage/<id>/``: ``workspace.json``'s ``folder``, or the first
+    folder of its multi-root ``workspace`` file (the ``.code-workspace`` path when unreadable)."""
+    meta = _read_json(storage_dir / "workspace.json")
+    if not isinstance(meta, dict):
+        return None
+    if isinstance(meta.get("folder"), str):
+        return uri_to_path(meta["folder"])
+    ws = uri_to_path(meta.get("workspace"))
+    if ws is None:
+        return None
+    config = _read_json(Path(ws))
+    for folder in _list(_dict(config).get("folders")):
+        folder = _dict(folder)
+        rel = folder.get("path")
+        if isinstance(rel, str) and rel:
+            return os.path.normpath(os.path.join(os.path.dirname(ws), rel))
+        if (uri := uri_to_path(folder.get("uri"))) is not None:
+            return uri
+    return ws
+
+
+def _read_json(path: Path) -> Any:
+    """A small JSON (or JSON-with-comments) file, or None."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(_JSONC.sub(lambda m: m.group(1) or "", text))
+    except (ValueError, RecursionError):
+        return None
+
+
+# -- change logs -----------------------------------------------------------------------------------
+
+
+def replay_change_log(data: bytes) -> Any:
+    """The session object of a ``.jsonl`` change log, or None when no line yields one.
+
+    ``{"kind":0,"v":x}`` replaces the object; ``{"kind":1,"k":path,"v":x}`` sets ``x`` at
+    ``path``; ``{"kind":2,"k":path,"v":[…],"i":n}`` cuts the array at ``path`` to ``n`` items
+    (when ``i`` is given) and appends the items of ``v`` (a ``v`` that is not a list is appended
+    as one item); ``{"kind":3,"k":path}`` deletes. Missing containers on a path are created;
+    lines that are not JSON (an unfinished last line), unknown kinds and paths that cannot be
+    followed are ignored.
+    """
+    state: Any = None
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            entry = _decoder.decode(line)
+        except msgspec.DecodeError:
+            continue
+        if not isinstance(entry, dict):
+            continue
+        kind = entry.get("kind")
+        path = entry.get("k")
+        if isinstance(kind, bool) or not isinstance(kind, int):
+            continue
+        if kind == 0:
+            state = entry.get("v")
+            continue
+        if kind not in (1, 2, 3) or not isinstance(path, list):
+            continue
+        if not path:
+            if kind == 1:
+                state = entry.get("v")
+            continue
+        if not isinstance(state, (dict, list)):
+            state = {}
+        found = _walk(state, path)
+        if found is None:
+            continue
+        parent, key = found
+        if kind == 1:
+            _set(parent, key, entry.get("v"))
+        elif kind == 3:
+            _delete(parent, key)
+        else:
+            _push(parent, key, entry)
+    return state
+
+
+def _key(container: dict | list, seg: Any) -> str | int | None:
+    """``seg`` as a key of ``container`` (JavaScript semantics: ``obj[0]`` is ``obj["0"]``)."""
+    if isinstance(seg, bool):
+        return None
+    if isinstance(container, dict):
+        return seg if isinstance(seg, str) else str(seg) if isinstance(seg, int) else None
+    if isinstance(seg, str) and seg.isdigit():
+        seg = int(seg)
+    return seg if isinstance(seg, int) and 0 <= seg <= len(container) else None
+
+
+def _walk(root: dict | list, path: list) -> tuple[dict | list, str | int] | None:
+    """The container that holds the last segment of ``path``, creating missing ones."""
+    cur: Any = root
+    for seg, nxt in itertools.pairwise(path):
+        key = _key(cur, seg)
+        if key is None:
+            return None
+        child = cur.get(key) if isinstance(cur, dict) else cur[key] if key < len(cur) else None
+        if child is None:
+            child = [] if isinstance(nxt, int) and not isinstance(nxt, bool) else {}
+            _set(cur, key, child)
+        elif not isinstance(child, (dict, list)):
+            return None
+        cur = child
+    key = _key(cur, path[-1])
+    return None if key is None else (cur, key)
+
+
+def _set(parent: Any, key: Any, value: Any) -> None:
+    if isinstance(parent, dict) or key < len(parent):
+        parent[key] = value
+    else:
+        parent.append(value)
+
+
+def _delete(parent: Any, key: Any) -> None:
+    if isinstance(parent, dict):
+        parent.pop(key, None)
+    elif key < len(parent):
+        del parent[key]
+
+
+def _push(parent: Any, key: Any, entry: dict) -> None:
+    if isinstance(parent, dict):
+        arr = parent.get(key)
+    else:
+        arr = parent[key] if key < len(parent) else None
+    if not isinstance(arr, list):
+        arr = []
+        _set(parent, key, arr)
+    cut = entry.get("i")
+    if isinstance(cut, int) and not isinstance(cut, bool) and cut >= 0:
+        del arr[cut:]
+    items = entry.get("v")
+    if isinstance(items, list):
+        arr.extend(items)
+    elif items is not None:
+        arr.append(items)
+
+
+def load_session(data: bytes, jsonl: bool) -> dict[str, Any]:
+    """The session object of a file's bytes; :class:`SkipLine` when there is none."""
+    if jsonl:
+        session = replay_change_log(data)
+    else:
+        try:
+            session = _decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise SkipLine(f"not JSON: {exc}") from None
+        if isinstance(session, dict) and session.get("kind") == 0 and "requests" not in session:
+            session = session.get("v")  # one change-log line saved as .json
+    if not isinstance(session, dict):
+        raise SkipLine("not a chat session object")
+    return session
+
+
+# -- the adapter -----------------------------------------------------------------------------------
+
+
+class Copilot(Adapter):
+    name: ClassVar[str] = AGENT
+    shape: ClassVar[Literal["document"]] = "document"
+
+    def roots(self, env: Mapping[str, str], home: Path) -> list[Path]:
+        users = [base / app / "User" for base in config_bases(env, home, sys.platform)
+                 for app in APPS]
+        users += [home / d / "data" / "User" for d in SERVER_DIRS]
+        return [root for user in users for root in
+                (user / "workspaceStorage", user / "globalStorage" / "emptyWindowChatSessions")]
+
+    def matches(self, path: Path) -> bool:
+        if path.suffix not in (".json", ".jsonl"):
+            return False
+        if path.parent.name == "emptyWindowChatSessions":
+            return True
+        return path.parent.name == "chatSessions" and path.parent.parent.parent.name == "workspaceStorage"
+
+    def parser(self, path: Path, ctx: Context, state: bytes | None) -> CopilotParser:
+        return CopilotParser(path, ctx, state)
+
+
+class CopilotState(msgspec.Struct, omit_defaults=True):
+    started: bool = False  # session_start was emitted
+    prompted: list[str] = []  # requests whose prompt was emitted, response not yet
+    done: list[str] = []  # requests fully emitted
+
+
+class CopilotParser(DocumentParser):
+    def __init__(self, path: Path, ctx: Context, state: bytes | None = None) -> None:
+        super().__init__(path, ctx, state)
+        try:
+            st = msgspec.msgpack.decode(state, type=CopilotState) if state else CopilotState()
+        except msgspec.DecodeError:
+            st = CopilotState()
+        self._started = st.started
+        self._prompted = dict.fromkeys(st.prompted)
+        self._done = dict.fromkeys(st.done)
+        self._where: tuple[str | None, ProjectRef | None] | None = None
+
+    def snapshot(self) -> bytes:
+        return msgspec.msgpack.encode(CopilotState(
+            started=self._started, prompted=list(self._prompted), done=list(self._done)))
+
+    def parse(self, data: bytes) -> list[Event]:
+        session = load_session(data, self.path.suffix == ".jsonl")
+        sid = (_str(session.get("sessionId")) or self.path.stem or "unknown")[:255]
+        requests = [(i, r) for i, r in enumerate(_list(session.get("requests")))
+                    if isinstance(r, dict)]
+        first_ts = next((t for _, r in requests if (t := parse_ts(r.get("timestamp")))), None)
+        session_ts = (parse_ts(session.get("creationDate")) or first_ts
+                      or parse_ts(session.get("lastMessageDate")) or self._mtime())
+        out: list[Event] = []
+        ts = session_ts
+        for n, (i, req) in enumerate(requests):
+            ts = parse_ts(req.get("timestamp")) or ts
+            rid = _str(req.get("requestId")) or f"#{i}"
+            if rid in self._done:
+                continue
+            b = _Request(self, sid, rid, i, ts, req)
+            if rid not in self._prompted:
+                b.prompt()
+            if _is_done(req, later=n < len(requests) - 1):
+                b.response()
+                self._prompted.pop(rid, None)
+                self._done[rid] = None
+            else:
+                self._prompted[rid] = None
+            if b.events and not self._started:
+                self._started = True
+                out.append(self._session_start(session, sid, session_ts))
+            out.extend(b.events)
+        return out
+
+    def _session_start(self, session: dict, sid: str, ts: datetime) -> Event:
+        keys = ("version", "initialLocation", "customTitle", "requesterUsername",
+                "responderUsername", "creationDate")
+        return self.event(sid, (sid, "session_start"), "session_start", ts, 0,
+                          content=clip(_str(session.get("customTitle"))),
+                          payload=clip_payload({k: session[k] for k in keys if k in session}))
+
+    def event(self, sid: str, ident: tuple, kind: str, ts: datetime, seq: int,
+              **fields: Any) -> Event:
+        workspace, project = self._location()
+        return Event(id=event_id(AGENT, *ident), kind=kind, ts=ts, agent=AGENT, session=sid,
+                     machine=self.ctx.machine, project=project, workspace=workspace, seq=seq,
+                     **fields)
+
+    def _location(self) -> tuple[str | None, ProjectRef | None]:
+        if self._where is None:
+            folder = None
+            if self.path.parent.name == "chatSessions":
+                folder = workspace_folder(self.path.parent.parent)
+            folder = folder[:4096] if folder else None
+            self._where = (folder, self.ctx.project_of(folder) if folder else None)
+        return self._where
+
+    def _mtime(self) -> datetime:
+        """The time of a session that records none: the file's modification time."""
+        try:
+            return datetime.fromtimestamp(self.path.stat().st_mtime, tz=UTC)
+        except (OSError, OverflowError, ValueError):
+            return datetime.now(UTC)
+
+
+class _Request:
+    """The events of one request: its prompt group, then (once done) its response group."""
+
+    def __init__(self, parser: CopilotParser, sid: str, rid: str, index: int, ts: datetime,
+                 req: dict) -> None:
+        self.p, self.sid, self.rid, self.ts, self.req = parser, sid, rid, ts, req
+        self.base = (index + 1) * 1_000_000
+        self.events: list[Event] = []
+        self.model = _model(req)
+
+    def add(self, kind: str, what: str, index: object, seq: int, **fields: Any) -> None:
+        self.events.append(self.p.event(self.sid, (self.sid, self.rid, what, index), kind,
+                                        self.ts, self.base + seq, **fields))
+
+    def prompt(self) -> None:
+        req = self.req
+        text = _message_text(req.get("message"))
+        if text:
+            agent = _dict(req.get("agent"))
+            payload = {"requestId": req.get("requestId"), "modelId": req.get("modelId"),
+                       "agent": agent.get("id"), "mode": req.get("modeInfo")}
+            self.add("user_prompt", "prompt", 0, 0, content=clip(text), model=self.model,
+                     payload=clip_payload({k: v for k, v in payload.items() if v is not None}))
+        variables = _list(_dict(req.get("variableData")).get("variables"))
+        for j, var in enumerate(variables[:999]):
+            var = _dict(var)
+            if var.get("kind") != "file":
+                continue
+            self.add("tool_call", "attachment", j, 1 + j, tool_name="attachment",
+                     tool_category="file_read", status="ok", file_path=_uri_path(var.get("value")),
+                     content=clip(_str(var.get("name"))), payload=clip_payload(var))
+
+    def response(self) -> None:
+        req = self.req
+        result = _dict(req.get("result"))
+        state = _model_state(req)
+        cancelled = req.get("isCanceled") is True or state == _CANCELLED
+        items = _list(req.get("response"))
+        texts: list[str] = []
+        text_at: int | None = None
+        thinking = 0
+        for i, item in enumerate(items):
+            item = _dict(item)
+            kind = item.get("kind")
+            seq = 1000 + 2 * i
+            if kind in (None, "markdownContent", "inlineReference"):
+                text = _markdown(item)
+                if text:
+                    texts.append(text)
+                    text_at = seq if text_at is None else text_at
+            elif kind == "thinking":
+                text = _text(item.get("value"))
+                if text.strip():
+                    thinking += len(text)
+                    self.add("reasoning", "reasoning", i, seq, content=clip(text),
+                             model=self.model)
+            elif kind == "toolInvocationSerialized":
+                self.tool(item, i, seq, cancelled)
+            elif kind == "textEditGroup":
+                added, removed = edit_line_counts(item.get("edits"))
+                self.add("tool_call", "text_edit", i, seq, tool_name="textEdit",
+                         tool_category="file_edit", status="ok",
+                         file_path=_uri_path(item.get("uri")), lines_added=added,
+                         lines_removed=removed, payload=clip_payload(item))
+        text = "".join(texts)
+        if text.strip():
+            self.add("assistant_message", "assistant_message", 0, text_at or 1000,
+                     content=clip(text), model=self.model)
+        end = 1000 + 2 * len(items)
+        err = _dict(result.get("errorDetails"))
+        err_text = _str(err.get("message")) or (_str(err.get("code")) if err else None)
+        if cancelled:
+            status, stop = "cancelled", "cancelled"
+        elif err or state == _FAILED:
+            status = "error"
+            stop = "content_filter" if err.get("responseIsFiltered") is True else "error"
+        else:
+            status, stop = "ok", None
+        tokens = _reported_tokens(req, result) or _estimate(
+            _message_text(req.get("message")), len(text), thinking)
+        self.add("llm_call", "llm_call", 0, end + 1, model=self.model, provider=PROVIDER,
+                 tokens=tokens, duration_ms=_count(_dict(result.get("timings")).get("totalElapsed")),
+                 stop_reason=stop, status=status, payload=clip_payload(result or None))
+        if status == "error":
+            self.add("error", "error", 0, end + 2, model=self.model,
+                     error=clip(err_text or "request failed"), payload=clip_payload(err or None))
+        if cancelled:
+            self.add("decision", "decision", 0, end + 3, status="cancelled",
+                     content="request cancelled")
+
+    def tool(self, item: dict, i: int, seq: int, cancelled: bool) -> None:
+        name = (_str(item.get("toolId")) or "unknown")[:255]
+        call_id = _str(item.get("toolCallId"))
+        call_id = call_id[:255] if call_id else None
+        ident = call_id or i
+        data = _dict(item.get("toolSpecificData"))
+        source = _dict(item.get("source"))
+        category = tool_category(name, _str(source.get("type")), _str(data.get("kind")))
+        invocation, past = item.get("invocationMessage"), item.get("pastTenseMessage")
+        path = (_message_uri(invocation) or _message_uri(past)
+                or _first_path(data.get("values")) or _first_path(item.get("resultDetails")))
+        status = _tool_status(item, data, cancelled)
+        terminal = _dict(data.get("terminalCommandState"))
+        output = _text(_dict(data.get("terminalCommandOutput")).get("text")) or _text(
+            data.get("result"))
+        self.add("tool_call", "tool_call", ident, seq, tool_name=name, tool_category=category,
+                 tool_call_id=call_id, file_path=path, command=clip(_command(data)),
+                 content=clip(_text(invocation) or None), payload=clip_payload(item))
+        self.add("tool_result", "tool_result", ident, seq + 1, tool_name=name,
+                 tool_category=category, tool_call_id=call_id, status=status, file_path=path,
+                 duration_ms=_count(terminal.get("duration")),
+                 content=clip(output or _text(past) or None),
+                 payload=clip_payload(item.get("resultDetails")))
+        if status == "rejected":
+            self.add("decision", "reject", ident, seq + 1, status="rejected", tool_name=name,
+                     tool_call_id=call_id, content=f"tool {name} rejected")
+
+
+# -- fields ----------------------------------------------------------------------------------------
+
+
+def tool_category(tool_id: str, source_type: str | None = None, data_kind: str | None = None) -> str:
+    if source_type == "mcp" or tool_id.startswith("mcp_"):
+        return "mcp"
+    if tool_id in TOOL_CATEGORIES:
+        return TOOL_CATEGORIES[tool_id]
+    if data_kind == "terminal":
+        return "shell"
+    if data_kind == "subagent":
+        return "subagent"
+    lowered = tool_id.lower()
+    for words, category in _TOOL_WORDS:
+        if any(w in lowered for w in words):
+            return category
+    return "other"
+
+
+def edit_line_counts(edits: Any) -> tuple[int, int]:
+    """(added, removed) lines of a ``textEditGroup``'s ``edits`` (a list of edits, or of lists of
+    edits as VS Code writes them); see the module doc for the rule."""
+    added = removed = 0
+    flat = [e for group in _list(edits) for e in (group if isinstance(group, list) else [group])]
+    for edit in flat:
+        edit = _dict(edit)
+        added += count_lines(_str(edit.get("text")))
+        rng = _dict(edit.get("range"))
+        start, end = _count(rng.get("startLineNumber")), _count(rng.get("endLineNumber"))
+        if start is None or end is None or end < start:
+            continue
+        start_col, end_col = _count(rng.get("startColumn")), _count(rng.get("endColumn"))
+        if end == start and start_col is not None and start_col == end_col:
+            continue  # an empty range: a pure insertion
+        removed += end - start + (0 if end > start and end_col == 1 else 1)
+    return min(added, _MAX_COUNT), min(removed, _MAX_COUNT)
+
+
+def _is_done(req: dict, later: bool) -> bool:
+    state = _model_state(req)
+    if state in (_COMPLETE, _CANCELLED, _FAILED):
+        return True
+    if state is not None:
+        return False  # explicitly pending or waiting for input
+    return isinstance(req.get("result"), dict) or req.get("isCanceled") is True or later
+
+
+def _model_state(req: dict) -> int | None:
+    state = req.get("modelState")
+    value = state.get("value") if isinstance(state, dict) else state
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _model(req: dict) -> str | None:
+    meta = _dict(_dict(req.get("result")).get("metadata"))
+    model = _str(meta.get("resolvedModel")) or _str(req.get("modelId"))
+    if model and model.startswith("copilot/"):
+        model = model[len("copilot/"):]
+    return model[:128] if model else None
+
+
+def _reported_tokens(req: dict, result: dict) -> Tokens | None:
+    """Counts Copilot recorded: ``result.metadata`` (current builds), ``result`` (some
+    exports), or the request's ``usage``."""
+    for src in (_dict(result.get("metadata")), result, _dict(req.get("usage"))):
+        prompt = _count(src.get("promptTokens"))
+        output = _count(src.get("outputTokens"))
+        if output is None:
+            output = _count(src.get("completionTokens"))
+        if prompt is not None or output is not None:
+            return Tokens(input=min(prompt or 0, _MAX_COUNT), output=min(output or 0, _MAX_COUNT))
+    return None
+
+
+def _estimate(prompt: str, text_chars: int, thinking_chars: int) -> Tokens:
+    """About four characters a token, for requests whose file records no counts."""
+    reasoning = -(-thinking_chars // 4)
+    return Tokens(input=-(-len(prompt) // 4), output=-(-text_chars // 4) + reasoning,
+                  reasoning=reasoning, estimated=True)
+
+
+def _tool_status(item: dict, data: dict, cancelled: bool) -> str:
+    confirmed = item.get("isConfirmed")
+    if confirmed is False:
+        return "rejected"
+    kind = _dict(confirmed).get("type")
+    if kind == _DENIED and not isinstance(kind, bool):
+        return "rejected"
+    if kind == _SKIPPED:
+        return "cancelled"
+    if _dict(item.get("resultDetails")).get("isError") is True:
+        return "error"
+    exit_code = _dict(data.get("terminalCommandState")).get("exitCode")
+    if isinstance(exit_code, int) and not isinstance(exit_code, bool) and exit_code != 0:
+        return "error"
+    if item.get("isComplete") is False:
+        return "cancelled" if cancelled else "error"
+    return "ok"
+
+
+def _command(data: dict) -> str | None:
+    line = _dict(data.get("commandLine"))
+    for value in (line.get("userEdited"), line.get("toolEdited"), line.get("original"),
+                  data.get("command")):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _message_text(message: Any) -> str:
+    if isinstance(message, str):
+        return message
+    message = _dict(message)
+    if isinstance(message.get("text"), str):
+        return message["text"]
+    return "".join(_str(_dict(p).get("text")) or "" for p in _list(message.get("parts")))
+
+
+def _markdown(item: dict) -> str:
+    kind = item.get("kind")
+    if kind == "markdownContent":
+        return _text(item.get("content"))
+    if kind == "inlineReference":
+        name = _str(item.get("name"))
+        if not name and (path := _uri_path(item.get("inlineReference"))):
+            name = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+        return f"`{name}`" if name else ""
+    return _text(item.get("value"))
+
+
+def _text(value: Any, depth: int = 0) -> str:
+    """Text of a string, a markdown string ``{value}``, or a list of those."""
+    if isinstance(value, str):
+        return value
+    if depth > 4:
+        return ""
+    if isinstance(value, dict):
+        return _text(value.get("value"), depth + 1)
+    if isinstance(value, list):
+        return "".join(_text(v, depth + 1) for v in value)
+    return ""
+
+
+def _uri_path(value: Any, depth: int = 0) -> str | None:
+    """The file path of a URI string, a serialized URI (``fsPath``/``path``) or a location."""
+    path: str | None = None
+    if isinstance(value, str):
+        path = uri_to_path(value)
+    elif isinstance(value, dict) and depth < 3:
+        path = _str(value.get("fsPath")) or _str(value.get("path"))
+        if path is not None and _DRIVE.match(path):
+            path = path[1:]  # a URI's path of a Windows file: /c:/Users/…
+        if path is None:
+            path = _uri_path(value.get("uri") or value.get("location") or value.get("external"),
+                             depth + 1)
+    return path[:4096] if path else None
+
+
+def _message_uri(message: Any) -> str | None:
+    uris = _dict(message).get("uris")
+    if isinstance(uris, dict):
+        return _first_path(list(uris.values())) or _first_path(list(uris))
+    return _first_path(uris)
+
+
+def _first_path(values: Any) -> str | None:
+    for value in _list(values)[:100]:
+        if path := _uri_path(value):
+            return path
+    return None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if math.isnan(value) or value < 0 or value > _MAX_COUNT:  # negative or absurd
+        return None
+    return int(value)

@@ -1,0 +1,178 @@
+"""The collector's local buffer and cursors: one SQLite database in WAL mode.
+
+- ``file``: per log file, its identity (device, inode), the size and mtime last seen, the byte
+  cursor (lines) and the parser's state. A file's cursor and state advance **in the same
+  transaction** that stores the events parsed from it, so a crash at any point either keeps both
+  or neither; the file is then re-read from the old cursor and the same deterministic ids come
+  out again.
+- ``outbox``: events waiting for the server, in order, encoded as the JSON the mutation takes.
+  A row is deleted only after the server acknowledged it (the server acknowledges only what it
+  committed).
+- ``rejected``: events the server refused, with its reason; kept for ``status`` and not retried.
+- ``meta``: last delivery, last error, counters.
+
+Each thread opens its own :class:`Outbox` (SQLite connections are per thread).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS file (
+    path TEXT PRIMARY KEY,
+    agent TEXT NOT NULL,
+    dev INTEGER NOT NULL DEFAULT 0,
+    ino INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0,
+    mtime_ns INTEGER NOT NULL DEFAULT 0,
+    offset INTEGER NOT NULL DEFAULT 0,
+    state BLOB,
+    events INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    updated REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id BLOB NOT NULL UNIQUE,
+    agent TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    id BLOB PRIMARY KEY,
+    agent TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    body BLOB NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+class FileRow(msgspec.Struct, kw_only=True):
+    path: str
+    agent: str
+    dev: int = 0
+    ino: int = 0
+    size: int = 0
+    mtime_ns: int = 0
+    offset: int = 0
+    state: bytes | None = None
+    events: int = 0
+    skipped: int = 0
+    last_error: str | None = None
+
+
+class Outbox:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a committed transaction survives the process being killed
+        # (only a power cut can lose the last ones, and those are re-read from the logs).
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- files and cursors --------------------------------------------------------------------
+
+    def file(self, path: str) -> FileRow | None:
+        row = self.db.execute(
+            "SELECT path, agent, dev, ino, size, mtime_ns, offset, state, events, skipped, "
+            "last_error FROM file WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return None
+        return FileRow(path=row[0], agent=row[1], dev=row[2], ino=row[3], size=row[4],
+                       mtime_ns=row[5], offset=row[6], state=row[7], events=row[8],
+                       skipped=row[9], last_error=row[10])
+
+    def commit(self, row: FileRow, events: Iterable[tuple[bytes, str, bytes]]) -> int:
+        """Store events (id, agent, JSON body) and the file's new cursor atomically.
+        Returns how many events were new to the buffer."""
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            before = self.db.total_changes
+            cur.executemany("INSERT OR IGNORE INTO outbox (id, agent, body) VALUES (?, ?, ?)", events)
+            added = self.db.total_changes - before
+            cur.execute(
+                "INSERT INTO file (path, agent, dev, ino, size, mtime_ns, offset, state, events, "
+                "skipped, last_error, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (path) DO UPDATE SET agent=excluded.agent, dev=excluded.dev, "
+                "ino=excluded.ino, size=excluded.size, mtime_ns=excluded.mtime_ns, "
+                "offset=excluded.offset, state=excluded.state, events=excluded.events, "
+                "skipped=excluded.skipped, last_error=excluded.last_error, updated=excluded.updated",
+                (row.path, row.agent, row.dev, row.ino, row.size, row.mtime_ns, row.offset,
+                 row.state, row.events, row.skipped, row.last_error, time.time()))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return added
+
+    def forget(self, path: str) -> None:
+        self.db.execute("DELETE FROM file WHERE path = ?", (path,))
+
+    def files(self) -> list[FileRow]:
+        rows = self.db.execute("SELECT path FROM file ORDER BY path").fetchall()
+        return [r for (p,) in rows if (r := self.file(p)) is not None]
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        return self.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def pending_by_agent(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT agent, count(*) FROM outbox GROUP BY agent").fetchall())
+
+    def next_batch(self, limit: int) -> list[tuple[int, bytes, str, bytes]]:
+        """(seq, id, agent, body) of the oldest waiting events."""
+        return self.db.execute(
+            "SELECT seq, id, agent, body FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+
+    def acknowledge(self, seqs: list[int], rejected: list[tuple[bytes, str, str, bytes]]) -> None:
+        """The server committed a batch: drop it; keep what it refused (id, agent, reason, body)."""
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany("INSERT OR REPLACE INTO rejected (id, agent, reason, body, at) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            [(i, a, r, b, time.time()) for i, a, r, b in rejected])
+            cur.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def rejected(self, limit: int = 20) -> list[tuple[str, str, float]]:
+        return self.db.execute("SELECT agent, reason, at FROM rejected ORDER BY at DESC LIMIT ?",
+                               (limit,)).fetchall()
+
+    def rejected_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM rejected").fetchone()[0]
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def set_meta(self, **values: str | float | None) -> None:
+        self.db.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+            [(k, None if v is None else str(v)) for k, v in values.items()])
+
+    def count_meta(self, **increments: int) -> None:
+        self.db.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+            list(increments.items()))
+
+    def meta(self) -> dict[str, str | None]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())

@@ -1,0 +1,223 @@
+"""Delivery: drain the outbox to the server's ``ingestEvents`` mutation.
+
+Batches go out oldest first, gzip-compressed, built from the stored JSON bodies without decoding
+them again. An answer from the server means the batch is committed there: the batch is deleted
+from the outbox, and the events the server refused are kept in ``rejected`` with its reason (not
+retried: the same event would be refused again). A failure (server down, 5xx, timeout) keeps the
+batch and retries with exponential backoff and jitter. A batch the server refuses as a whole for
+its size (HTTP 413) is split. An auth error is reported and retried slowly, since a key can be
+fixed in the config without restarting the collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from collector.config import CollectorSettings
+from collector.outbox import Outbox
+from collector.wire import MachineInfo
+
+log = logging.getLogger("devlog.collector")
+
+MUTATION = (
+    "mutation IngestEvents($batch: EventBatch!) { ingestEvents(batch: $batch) "
+    "{ accepted duplicates rejected { index id reason } } }"
+)
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+
+
+class Answer(msgspec.Struct):
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, retry: bool = True, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
+        self.too_large = too_large
+
+
+@dataclass
+class Delivered:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class Sender:
+    def __init__(self, settings: CollectorSettings, outbox_path: Path, machine: MachineInfo) -> None:
+        self.settings = settings
+        self.outbox_path = outbox_path
+        self.machine = machine
+        self.wake = asyncio.Event()
+        self.totals = Delivered()
+        self.last_error: str | None = None
+        self._prefix = (b'{"operationName":"IngestEvents","query":' + msgspec.json.encode(MUTATION)
+                        + b',"variables":{"batch":{"machines":[' + msgspec.json.encode(machine)
+                        + b'],"events":[')
+        self._batch = settings.batch_size
+        self._outbox: Outbox | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Sender:
+        self._outbox = Outbox(self.outbox_path)
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
+                   "User-Agent": "devlog-collector"}
+        if self.settings.api_key:
+            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+        self._http = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=120))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http:
+            await self._http.close()
+        if self._outbox:
+            self._outbox.close()
+
+    @property
+    def outbox(self) -> Outbox:
+        assert self._outbox is not None
+        return self._outbox
+
+    # -- loops --------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver whenever there is something to deliver, until ``stop`` is set."""
+        backoff = BACKOFF_START
+        while not stop.is_set():
+            try:
+                sent = await self.send_batch()
+            except DeliveryError as exc:
+                self._failed(exc)
+                delay = min(backoff, BACKOFF_MAX) * random.uniform(0.5, 1.5)
+                backoff = min(backoff * 2, BACKOFF_MAX) if exc.retry else BACKOFF_MAX
+                await _wait(stop, delay)
+                continue
+            backoff = BACKOFF_START
+            if sent == 0:
+                self.wake.clear()
+                await _wait_any(stop, self.wake, 1.0)
+
+    async def drain(self, *, attempts: int = 1_000_000, on_sent=None) -> bool:
+        """Deliver until the outbox is empty (True) or ``attempts`` failures in a row (False)."""
+        failures = 0
+        backoff = BACKOFF_START
+        while True:
+            try:
+                sent = await self.send_batch()
+            except DeliveryError as exc:
+                self._failed(exc)
+                failures += 1
+                if failures >= attempts:
+                    return False
+                await asyncio.sleep(min(backoff, BACKOFF_MAX) * random.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            failures, backoff = 0, BACKOFF_START
+            if sent == 0:
+                return True
+            if on_sent:
+                on_sent(sent)
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    async def send_batch(self) -> int:
+        """Send the oldest waiting events; returns how many left the outbox (0: none waiting)."""
+        rows = self.outbox.next_batch(self._batch)
+        if not rows:
+            return 0
+        try:
+            answer = await self._post([body for _seq, _id, _agent, body in rows])
+        except DeliveryError as exc:
+            if exc.too_large and len(rows) > 1:
+                self._batch = max(1, len(rows) // 2)
+                log.warning("server refused a batch of %d events as too large: sending %d at a time",
+                            len(rows), self._batch)
+                return await self.send_batch()
+            if exc.too_large:  # one event the server will never take
+                answer = Answer(accepted=0, duplicates=0,
+                                rejected=[{"index": 0, "reason": str(exc)}])
+            else:
+                raise
+        rejected = []
+        for item in answer.rejected:
+            index = item.get("index")
+            if isinstance(index, int) and 0 <= index < len(rows):
+                _seq, eid, agent, body = rows[index]
+                rejected.append((eid, agent, str(item.get("reason") or "rejected"), body))
+        self.outbox.acknowledge([seq for seq, *_ in rows], rejected)
+        self.totals.accepted += answer.accepted
+        self.totals.duplicates += answer.duplicates
+        self.totals.rejected += len(rejected)
+        self.outbox.set_meta(last_delivery=time.time(), last_error=None)
+        self.outbox.count_meta(delivered=answer.accepted, duplicates=answer.duplicates)
+        if rejected:
+            log.warning("server rejected %d event(s), e.g. %s", len(rejected), rejected[0][2])
+        if self.last_error:
+            log.info("delivering again to %s", self.settings.server_url)
+            self.last_error = None
+        self._batch = self.settings.batch_size
+        return len(rows)
+
+    async def _post(self, bodies: list[bytes]) -> Answer:
+        assert self._http is not None
+        payload = gzip.compress(self._prefix + b",".join(bodies) + b"]}}}", compresslevel=5)
+        url = self.settings.server_url
+        try:
+            async with self._http.post(url, data=payload) as resp:
+                text = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise DeliveryError(f"cannot reach {url}: {exc or type(exc).__name__}") from None
+        if status == 413:
+            raise DeliveryError(f"{url} answered 413: batch too large", too_large=True)
+        if status >= 500 or status in (408, 429):
+            raise DeliveryError(f"{url} answered HTTP {status}")
+        try:
+            doc = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            raise DeliveryError(f"{url} answered HTTP {status} with no GraphQL response "
+                                f"(is server_url the /graphql endpoint?)") from None
+        data = (doc.get("data") or {}).get("ingestEvents") if isinstance(doc, dict) else None
+        if data is None:
+            errors = doc.get("errors") if isinstance(doc, dict) else None
+            message = "; ".join(str(e.get("message")) for e in errors or [] if isinstance(e, dict))
+            auth = "API key" in message or status in (401, 403)
+            raise DeliveryError(f"{url}: {message or f'HTTP {status}'}", retry=not auth)
+        return msgspec.convert(data, Answer)
+
+    def _failed(self, exc: DeliveryError) -> None:
+        message = str(exc)
+        if message != self.last_error:
+            log.warning("delivery failed (events stay in the buffer): %s", message)
+        self.last_error = message
+        self.outbox.set_meta(last_error=message, last_error_at=time.time())
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
