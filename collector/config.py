@@ -38,7 +38,7 @@ class CollectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     ] = None
     agents: Annotated[
         list[str], _doc("Agents whose logs are collected (comma-separated in the environment).")
-    ] = list(AGENTS)
+    ] = msgspec.field(default_factory=lambda: list(AGENTS))
     extra_paths: Annotated[
         list[str], _doc("More log folders, as agent=folder (e.g. claude-code=/mnt/old/.claude/projects).")
     ] = []

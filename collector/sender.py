@@ -18,7 +18,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import msgspec
@@ -72,7 +72,7 @@ class Sender:
         self._outbox: Outbox | None = None
         self._http: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> Sender:
+    async def __aenter__(self) -> Self:
         self._outbox = Outbox(self.outbox_path)
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
                    "User-Agent": "devlog-collector"}
@@ -180,7 +180,7 @@ class Sender:
             async with self._http.post(url, data=payload) as resp:
                 text = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(f"cannot reach {url}: {exc or type(exc).__name__}") from None
         if status == 413:
             raise DeliveryError(f"{url} answered 413: batch too large", too_large=True)
@@ -210,7 +210,7 @@ class Sender:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 

@@ -35,7 +35,7 @@ def _version(value: bool) -> None:
 @cli.callback()
 def _root(
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
 ) -> None:
@@ -61,6 +61,9 @@ def _register() -> None:
     cli.add_typer(config.config, name="config")
     cli.add_typer(graphql.graphql, name="graphql")
     cli.add_typer(keys.keys, name="keys")
+    from collector.cli import collect
+
+    cli.add_typer(collect, name="collect")
 
 
 _register()

@@ -155,10 +155,12 @@ class ClaudeParser(LineParser):
         out: list[Event] = []
         is_assistant = kind == "assistant" or (
             kind is None and isinstance(message, dict) and message.get("role") == "assistant")
-        if not is_assistant:
-            self._close_open(out)
         if kind in ("file-history-snapshot", "queue-operation", "progress"):
-            return out
+            return out  # bookkeeping: may sit between two lines of one message
+        if kind in ("user", "system"):
+            self._close_open(out)  # the message was answered: it is complete
+        elif not is_assistant and kind != "summary":
+            return out  # a record type of a newer version: nothing we know to take from it
         if kind == "summary":
             # Titles Claude Code generated; they carry neither a time nor a session, and often
             # come first in the file: held in the state until a record names both.

@@ -381,7 +381,7 @@ class CopilotParser(DocumentParser):
             if b.events and not self._started:
                 self._started = True
                 out.append(self._session_start(session, sid, session_ts))
-            out.extend(b.events)
+            out.extend(sorted(b.events, key=lambda e: e.seq))
         return out
 
     def _session_start(self, session: dict, sid: str, ts: datetime) -> Event:
