@@ -30,9 +30,9 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("slack-token", re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}")),
     ("stripe-key", re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{20,}")),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}")),
-    ("devlog-key", re.compile(r"\bdvl_[A-Za-z0-9_\-]{20,}")),
+    ("devlog-key", re.compile(r"\bdlk_[A-Za-z0-9_\-]{20,}")),
     # user:password@ in URLs (the password only)
-    ("url-password", re.compile(r"://[^\s:/@]+:(?P<s>[^\s@/]+)@")),
+    ("url-password", re.compile(r"://[^\s:/@\[\]]+:(?P<s>[^\s@/\[\]]+)@")),
     # Authorization: Bearer xxx / Basic xxx
     ("auth-header", re.compile(r"(?i)\b(?:bearer|basic) (?P<s>[A-Za-z0-9_\-.~+/=]{16,})")),
     # KEY=value / "password": "value" for names that say secret

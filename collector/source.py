@@ -120,8 +120,12 @@ class Reader:
     def idle(self, adapter: Adapter, path: Path) -> ScanResult:
         """The file went quiet: let its parser close what is open (an LLM call's last line)."""
         key = str(path)
+        if adapter.shape != "lines":
+            return ScanResult()
         row = self.outbox.file(key)
-        if row is None or adapter.shape != "lines":
+        if row is None and key in self._parsers:  # a dry run stores no rows
+            row = FileRow(path=key, agent=adapter.name, offset=self._parsers[key][0])
+        if row is None:
             return ScanResult()
         parser = self._parser(adapter, path, row)
         events = parser.idle()
@@ -154,7 +158,7 @@ class Reader:
             fh.seek(row.offset)
             carry = b""
             while True:
-                if self._full():
+                if row.offset + len(carry) < size and self._full():
                     result.full = True
                     break
                 data = fh.read(CHUNK)

@@ -54,9 +54,10 @@ def setup_logging(level: str = "info") -> None:
 
 
 def _register() -> None:
-    from app.cli import config, db, graphql, keys, serve
+    from app.cli import config, db, graphql, keys, serve, up
 
     cli.command("serve")(serve.serve)
+    cli.command("up")(up.up)
     cli.add_typer(db.db, name="db")
     cli.add_typer(config.config, name="config")
     cli.add_typer(graphql.graphql, name="graphql")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,19 +10,21 @@ from app.settings import load_settings
 
 def serve(
     host: Annotated[
-        Optional[str], typer.Option(help="Listen address [default: 127.0.0.1, or DEVLOG_HOST].")
+        str | None, typer.Option(help="Listen address [default: 127.0.0.1, or DEVLOG_HOST].")
     ] = None,
     port: Annotated[
-        Optional[int], typer.Option(help="Listen port [default: 3200, or DEVLOG_PORT].")
+        int | None, typer.Option(help="Listen port [default: 3200, or DEVLOG_PORT].")
     ] = None,
     migrate: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--migrate/--no-migrate",
                      help="Apply pending migrations at start [default: DEVLOG_MIGRATE_ON_START, on]."),
     ] = None,
 ) -> None:
-    """Run the devlog server: GraphQL API at /graphql (HTTP and WebSocket), GraphiQL in a
-    browser at the same address, /healthz and /readyz.
+    """Run the devlog server (GraphQL API, GraphiQL, health probes).
+
+    The GraphQL API is at /graphql (HTTP and WebSocket), GraphiQL in a browser at the same
+    address, /healthz and /readyz beside it.
 
     With no DEVLOG_DATABASE_URL, a private PostgreSQL is started in the data directory and
     stopped again when the server exits. Stop with Ctrl-C or SIGTERM.

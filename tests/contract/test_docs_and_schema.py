@@ -40,3 +40,13 @@ def test_operations_are_valid_against_the_schema() -> None:
     for path in files:
         errors = validate(schema._schema, parse(path.read_text(encoding="utf-8")))
         assert not errors, f"{path.name}: {errors}"
+
+
+def test_readme_documents_every_collector_setting() -> None:
+    from collector.config import env_name as collector_env_name
+    from collector.config import field_docs as collector_field_docs
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    missing = [collector_env_name(f) for f in collector_field_docs()
+               if f"`{collector_env_name(f)}`" not in readme]
+    assert not missing, f"README.md does not document {missing}"

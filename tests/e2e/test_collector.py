@@ -1,0 +1,288 @@
+"""The collector as users run it: `devlog collect` processes against a `devlog serve` process on
+a fresh database, with agent logs in a temporary home.
+
+The expected events are what the adapters parse from the files (the adapters' own tests check
+those against hand counts); here the question is delivery: every one arrives, exactly once, live,
+across a server outage and across SIGKILLs at random points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from app.db import engine
+from app.db.migrate import migrate
+from collector.adapters import enabled_adapters
+from collector.adapters.base import Context, parse_file
+from tests.agent_logs import claude_session, claude_turn
+from tests.e2e.test_serve import _wait_ready
+from tests.helpers import devlog_cmd, free_port, subprocess_env
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "agent-logs"
+pytestmark = pytest.mark.slow
+
+
+def make_home(root: Path) -> Path:
+    """A home with Claude Code, Codex and Copilot logs where the agents keep them."""
+    home = root / "home"
+    claude = home / ".claude" / "projects"
+    shutil.copytree(FIXTURES / "claude-code" / "codemie-code" / "-tmp-private", claude / "-tmp-private")
+    shutil.copytree(FIXTURES / "claude-code" / "codemie-code" / "incremental-subagents",
+                    claude / "-incremental")
+    codex = home / ".codex" / "sessions" / "2026" / "05" / "12"
+    codex.mkdir(parents=True)
+    for name in ("turn-1.jsonl", "turn-2.jsonl", "turn-spawn-skill.jsonl"):
+        shutil.copy(FIXTURES / "codex" / "codemie-code" / name, codex / f"rollout-2026-05-12T10-00-00-{name}")
+    storage = home / ".config" / "Code" / "User" / "workspaceStorage"
+    shutil.copytree(FIXTURES / "copilot" / "synthetic" / "workspaceStorage", storage)
+    (home / "state").mkdir()
+    return home
+
+
+def expected_ids(home: Path) -> set[str]:
+    """Ids of every event the logs under ``home`` contain, parsed file by file."""
+    adapters = enabled_adapters(["claude-code", "codex", "copilot"])
+    roots = {
+        "claude-code": home / ".claude" / "projects",
+        "codex": home / ".codex" / "sessions",
+        "copilot": home / ".config" / "Code" / "User" / "workspaceStorage",
+    }
+    ids: set[str] = set()
+    for name, root in roots.items():
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and adapters[name].matches(path):
+                ids |= {str(e.id) for e in parse_file(adapters[name], path, Context(machine="x"))}
+    return ids
+
+
+def collector_env(home: Path, port: int, **extra: str) -> dict[str, str]:
+    env = subprocess_env(
+        HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"),
+        DEVLOG_COLLECTOR_SERVER_URL=f"http://127.0.0.1:{port}/graphql",
+        DEVLOG_COLLECTOR_STATE_DIR=str(home / "state"), DEVLOG_COLLECTOR_QUIET_SECONDS="0.5",
+        DEVLOG_COLLECTOR_RESCAN_SECONDS="1", **extra)
+    for name in ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "APPDATA"):
+        env.pop(name, None)
+    return env
+
+
+class Server:
+    def __init__(self, url: str) -> None:
+        self.url, self.port = url, free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = subprocess_env(DEVLOG_DATABASE_URL=self.url, DEVLOG_LOG_LEVEL="warning")
+        self.proc = subprocess.Popen(devlog_cmd("serve", "--port", str(self.port)), env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _wait_ready(self.proc, f"http://127.0.0.1:{self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+
+
+@pytest.fixture
+async def server_db(fresh_database) -> Iterator[Server]:
+    url = await fresh_database()
+    engine.configure(url)
+    try:
+        await migrate()
+    finally:
+        await engine.close_pool()
+    srv = Server(url)
+    await asyncio.to_thread(srv.start)
+    yield srv
+    srv.stop()
+
+
+async def stored(url: str) -> tuple[list[str], int, int]:
+    """(event ids, sum of the sessions' event counts, sum of their output tokens)."""
+    conn = await asyncpg.connect(url)
+    try:
+        ids = [str(r["id"]) for r in await conn.fetch("SELECT id FROM agent_event")]
+        row = await conn.fetchrow("SELECT coalesce(sum(event_count), 0) AS n, "
+                                  "coalesce(sum(tokens_output), 0) AS out FROM agent_session")
+    finally:
+        await conn.close()
+    return ids, row["n"], row["out"]
+
+
+async def wait_for(url: str, want: set[str], timeout: float = 60) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        ids, _n, _out = await stored(url)
+        if want <= set(ids) or time.monotonic() > deadline:
+            return ids
+        await asyncio.sleep(0.2)
+
+
+def collect(home: Path, port: int, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(devlog_cmd("collect", *args), env=collector_env(home, port, **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    return err
+
+
+def output_tokens(home: Path) -> int:
+    adapters = enabled_adapters(["claude-code", "codex", "copilot"])
+    total = 0
+    for path in home.rglob("*"):
+        for name, adapter in adapters.items():
+            root = {"claude-code": ".claude", "codex": ".codex", "copilot": ".config"}[name]
+            if path.is_file() and root in path.parts and adapter.matches(path):
+                total += sum(e.tokens.output for e in parse_file(adapter, path, Context(machine="x"))
+                             if e.kind == "llm_call" and e.tokens)
+    return total
+
+
+async def test_backfill_then_live_tail_of_every_agent(server_db: Server, tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    want = expected_ids(home)
+    assert len(want) > 150
+    proc = collect(home, server_db.port)
+    try:
+        ids = await wait_for(server_db.url, want)
+        assert set(ids) == want and len(ids) == len(want)
+
+        # live: an agent appends to a session, and starts a new one in a new project folder
+        session = home / ".claude" / "projects" / "-tmp-private" / "4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl"
+        with session.open("ab") as fh:
+            for line in claude_turn("4c2ddfdc-b619-4525-8d03-1950fb1b0257", 90, _now()):
+                fh.write(line + b"\n")
+        fresh = home / ".claude" / "projects" / "-new-project" / "live-1.jsonl"
+        fresh.parent.mkdir()
+        fresh.write_bytes(claude_session("live-1", 2))
+        # an agent whose folder did not exist when the collector started
+        codex_late = home / ".codex" / "sessions" / "2026" / "05" / "13"
+        codex_late.mkdir(parents=True)
+        shutil.copy(FIXTURES / "codex" / "ccusage" / "sessions" / "project-alpha" / "session-alpha.jsonl",
+                    codex_late / "rollout-2026-05-13T09-00-00-alpha.jsonl")
+        want = expected_ids(home)
+        ids = await wait_for(server_db.url, want)
+        assert set(ids) == want and len(ids) == len(want)
+    finally:
+        err = stop(proc)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    _ids, session_events, out_tokens = await stored(server_db.url)
+    assert session_events == len(want)  # session rollups counted each event once
+    assert out_tokens == output_tokens(home)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def test_events_wait_in_the_buffer_while_the_server_is_down(server_db: Server, tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    proc = collect(home, server_db.port)
+    try:
+        await wait_for(server_db.url, expected_ids(home))
+        await asyncio.to_thread(server_db.stop)
+        log = home / ".claude" / "projects" / "-tmp-private" / "while-down.jsonl"
+        log.write_bytes(claude_session("while-down", 3))
+        status = ""
+        for _ in range(100):  # the collector reads it and keeps it in the buffer
+            status = subprocess.run(devlog_cmd("collect", "status"), env=collector_env(home, server_db.port),
+                                    capture_output=True, text=True, timeout=60).stdout
+            if "cannot reach" in status:
+                break
+            await asyncio.sleep(0.3)
+        assert "cannot reach" in status, status
+        waiting = [line for line in status.splitlines() if line.startswith("buffer:")]
+        assert waiting and "(0 waiting" not in waiting[0], status
+        await asyncio.to_thread(server_db.start)
+        want = expected_ids(home)
+        ids = await wait_for(server_db.url, want)
+        assert set(ids) == want and len(ids) == len(want)
+    finally:
+        stop(proc)
+
+
+async def test_sigkill_at_random_points_loses_and_duplicates_nothing(server_db: Server, tmp_path: Path) -> None:
+    """12 SIGKILLs: during backfill of a larger history, then during live tailing while the
+    agents keep writing. After a final clean run the server holds exactly what the files hold."""
+    home = make_home(tmp_path)
+    projects = home / ".claude" / "projects" / "-big"
+    projects.mkdir()
+    for n in range(12):
+        (projects / f"big-{n}.jsonl").write_bytes(claude_session(f"big-{n}", 60, text_bytes=600))
+    rng = random.Random(int(os.environ.get("DEVLOG_TEST_SEED", "7")))
+    kills = 0
+    for _ in range(6):  # backfill, killed
+        proc = collect(home, server_db.port, "backfill", DEVLOG_COLLECTOR_BATCH_SIZE="50")
+        await asyncio.sleep(rng.uniform(0.8, 3.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+    live = home / ".claude" / "projects" / "-live"
+    live.mkdir()
+    turn = 0
+    for trial in range(6):  # live tailing, killed while a session is being written
+        proc = collect(home, server_db.port, DEVLOG_COLLECTOR_BATCH_SIZE="20")
+        path = live / f"live-{trial % 2}.jsonl"
+        deadline = time.monotonic() + rng.uniform(1.5, 3.5)
+        with path.open("ab") as fh:
+            while time.monotonic() < deadline:
+                for line in claude_turn(f"live-{trial % 2}", turn, _now()):
+                    fh.write(line + b"\n")
+                    if rng.random() < 0.3:
+                        fh.flush()
+                        await asyncio.sleep(0.01)
+                turn += 1
+                fh.flush()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+    assert kills >= 10
+    final = collect(home, server_db.port, "backfill")
+    out, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    want = expected_ids(home)
+    ids, session_events, out_tokens = await stored(server_db.url)
+    assert len(ids) == len(set(ids))
+    missing, extra = want - set(ids), set(ids) - want
+    assert not missing and not extra, (len(missing), len(extra))
+    assert session_events == len(want)
+    assert out_tokens == output_tokens(home)
+
+
+def test_backfill_dry_run_summarises_and_sends_nothing(tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    result = subprocess.run(devlog_cmd("collect", "backfill", "--dry-run", "--agent", "claude-code"),
+                            env=collector_env(home, 9), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "claude-code" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    # sessions, events, LLM calls, tokens: the sums of the adapter's hand-checked fixtures
+    # 4c2ddfdc (27 events, 7 calls) + two warm-up sub-agents (4 + 4, 1 + 1 calls) + turn-1 (32, 7)
+    # + its sub-agent (51, 6)
+    assert cells[:4] == ["claude-code", "5", f"{27 + 4 + 4 + 32 + 51}", f"{7 + 1 + 1 + 7 + 6}"]
+    assert "dry run" in result.stdout
+    buffer = home / "state" / "buffer.sqlite3"
+    if buffer.exists():
+        with sqlite3.connect(buffer) as db:
+            assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+            assert db.execute("SELECT count(*) FROM file").fetchone() == (0,)
