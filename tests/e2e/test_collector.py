@@ -82,8 +82,8 @@ class Server:
         self.url, self.port = url, free_port()
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
-        env = subprocess_env(DEVLOG_DATABASE_URL=self.url, DEVLOG_LOG_LEVEL="warning")
+    def start(self, **settings: str) -> None:
+        env = subprocess_env(DEVLOG_DATABASE_URL=self.url, DEVLOG_LOG_LEVEL="warning", **settings)
         self.proc = subprocess.Popen(devlog_cmd("serve", "--port", str(self.port)), env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _wait_ready(self.proc, f"http://127.0.0.1:{self.port}")
@@ -117,7 +117,10 @@ async def stored(url: str) -> tuple[list[str], int, int]:
 async def wait_for(url: str, want: set[str], timeout: float = 60) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
-        ids, _n, _out = await stored(url)
+        try:
+            ids, _n, _out = await stored(url)
+        except asyncpg.UndefinedTableError:  # the server has not migrated its database yet
+            ids = []
         if want <= set(ids) or time.monotonic() > deadline:
             return ids
         await asyncio.sleep(0.2)
@@ -287,3 +290,47 @@ def test_backfill_dry_run_summarises_and_sends_nothing(tmp_path: Path) -> None:
         with sqlite3.connect(buffer) as db:
             assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
             assert db.execute("SELECT count(*) FROM file").fetchone() == (0,)
+
+
+async def test_rejected_events_are_kept_aside_and_the_rest_delivered(server_db: Server, tmp_path: Path) -> None:
+    """The server refuses one event (over its size limit): the collector records the reason,
+    does not retry it, and delivers everything else."""
+    await asyncio.to_thread(server_db.stop)
+    await asyncio.to_thread(server_db.start, DEVLOG_MAX_EVENT_BYTES="4000")
+    home = tmp_path / "home"
+    log = home / ".claude" / "projects" / "-big" / "s.jsonl"
+    log.parent.mkdir(parents=True)
+    (home / "state").mkdir()
+    lines = claude_turn("s", 0, _now(), text_bytes=8000) + claude_turn("s", 1, _now(), text_bytes=100)
+    log.write_bytes(b"".join(line + b"\n" for line in lines))
+    want = expected_ids(home)
+    result = subprocess.run(devlog_cmd("collect", "backfill", "--agent", "claude-code"), timeout=120,
+                            env=collector_env(home, server_db.port), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    ids, _n, _out = await stored(server_db.url)
+    refused = want - set(ids)
+    assert 1 <= len(refused) <= 4 and set(ids) <= want  # the big prompt, reply and reasoning of turn 0
+    status = subprocess.run(devlog_cmd("collect", "status"), env=collector_env(home, server_db.port),
+                            capture_output=True, text=True, timeout=60).stdout
+    assert f"{len(refused)} event(s) rejected by the server" in status, status
+    assert "(0 waiting" in status
+    again = subprocess.run(devlog_cmd("collect", "backfill"), env=collector_env(home, server_db.port),
+                           capture_output=True, text=True, timeout=120)
+    assert "nothing new to send" in again.stdout  # rejected events are not retried
+
+
+async def test_devlog_up_runs_server_and_collector(fresh_database, tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    want = expected_ids(home)
+    url, port = await fresh_database(), free_port()
+    env = collector_env(home, port, DEVLOG_DATABASE_URL=url, DEVLOG_PORT=str(port), DEVLOG_LOG_LEVEL="warning")
+    env.pop("DEVLOG_COLLECTOR_SERVER_URL")  # `up` points its collector at its own server
+    proc = subprocess.Popen(devlog_cmd("up"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ids = await wait_for(url, want, timeout=120)
+        assert set(ids) == want
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
