@@ -57,13 +57,78 @@ REJECTED = "The user doesn't want to proceed with this tool use"
 MAX_PENDING = 512  # tool calls awaiting their result, kept in the state
 MAX_REMEMBERED = 256  # LLM calls already emitted / sessions already started
 
-_decoder = msgspec.json.Decoder()
 
 
 def tool_category(name: str) -> str:
     if name.startswith("mcp__"):
         return "mcp"
     return TOOL_CATEGORIES.get(name, "other")
+
+
+# -- the format (msgspec structs: unknown fields are skipped while decoding, never built) --------
+
+
+class CacheCreation(msgspec.Struct):
+    ephemeral_5m_input_tokens: int | None = None
+    ephemeral_1h_input_tokens: int | None = None
+
+
+class Usage(msgspec.Struct, omit_defaults=True):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation: CacheCreation | None = None
+    service_tier: str | None = None
+
+
+class Message(msgspec.Struct):
+    """An Anthropic Message (one content block per line in Claude Code's files)."""
+
+    id: str | None = None
+    model: str | None = None
+    role: str | None = None
+    content: Any = None  # a string, or blocks: text | thinking | tool_use | tool_result | image
+    stop_reason: str | None = None
+    usage: Usage | None = None
+
+
+class Record(msgspec.Struct, rename="camel"):
+    """One line of a transcript. Only the fields devlog uses; ``toolUseResult`` (often a whole
+    file's content) stays raw and is decoded only for edits."""
+
+    type: str | None = None
+    timestamp: str | int | float | None = None
+    session_id: str | None = None
+    uuid: str | None = None
+    cwd: str | None = None
+    version: str | None = None
+    git_branch: str | None = None
+    agent_id: str | None = None
+    is_sidechain: bool | None = None
+    is_meta: bool | None = None
+    is_api_error_message: bool | None = None
+    is_compact_summary: bool | None = None
+    request_id: str | None = None
+    cost_usd: float | None = msgspec.field(default=None, name="costUSD")
+    message: Message | None = None
+    tool_use_result: msgspec.Raw = msgspec.Raw(b"null")
+    subtype: str | None = None
+    duration_ms: float | None = None
+    summary: str | None = None
+    leaf_uuid: str | None = None
+    level: str | None = None
+    content: Any = None
+    error: Any = None
+    entrypoint: str | None = None
+    user_type: str | None = None
+    compact_metadata: Any = None
+
+
+_decoder = msgspec.json.Decoder(Record)
+
+
+# -- parser state ----------------------------------------------------------------------------------
 
 
 class PendingTool(msgspec.Struct, array_like=True):
@@ -86,7 +151,7 @@ class OpenCall(msgspec.Struct):
     started: datetime | None  # the record that prompted it (prompt or tool result)
     seq: int
     model: str | None
-    usage: dict[str, Any]
+    usage: Usage
     stop_reason: str | None = None
     cost: float | None = None
     version: str | None = None
@@ -138,13 +203,11 @@ class ClaudeParser(LineParser):
     def feed(self, line: bytes, offset: int) -> list[Event]:
         try:
             rec = _decoder.decode(line)
-        except msgspec.DecodeError as exc:
-            raise SkipLine(f"not JSON: {exc}") from None
-        if not isinstance(rec, dict):
-            raise SkipLine("not a JSON object")
-        kind = rec.get("type")
-        message = rec.get("message")
-        ts = parse_ts(rec.get("timestamp"))
+        except msgspec.DecodeError as exc:  # also wrong shapes (ValidationError)
+            raise SkipLine(f"not a transcript record: {exc}") from None
+        kind = rec.type
+        message = rec.message
+        ts = parse_ts(rec.timestamp)
         if ts is None and kind not in ("summary",):
             if kind in ("file-history-snapshot", "queue-operation", "progress"):
                 return []
@@ -154,7 +217,7 @@ class ClaudeParser(LineParser):
             st.last_ts = ts
         out: list[Event] = []
         is_assistant = kind == "assistant" or (
-            kind is None and isinstance(message, dict) and message.get("role") == "assistant")
+            kind is None and message is not None and message.role == "assistant")
         if kind in ("file-history-snapshot", "queue-operation", "progress"):
             return out  # bookkeeping: may sit between two lines of one message
         if kind in ("user", "system"):
@@ -164,8 +227,8 @@ class ClaudeParser(LineParser):
         if kind == "summary":
             # Titles Claude Code generated; they carry neither a time nor a session, and often
             # come first in the file: held in the state until a record names both.
-            if isinstance(rec.get("summary"), str):
-                st.summaries.append((offset, rec["summary"], rec.get("leafUuid")))
+            if rec.summary is not None:
+                st.summaries.append((offset, rec.summary, rec.leaf_uuid))
                 if st.session is not None:
                     self._flush_summaries(rec, out)
             return out
@@ -192,12 +255,12 @@ class ClaudeParser(LineParser):
 
     # -- records -------------------------------------------------------------------------------
 
-    def _rid(self, rec: dict[str, Any], offset: int) -> str:
+    def _rid(self, rec: Record, offset: int) -> str:
         """The record's own uuid, or its place in this session's file when it has none."""
-        uid = rec.get("uuid")
-        return uid if isinstance(uid, str) and uid else f"{self._session_of(rec)[0]}@{offset}"
+        uid = rec.uuid
+        return uid if uid else f"{self._session_of(rec)[0]}@{offset}"
 
-    def _flush_summaries(self, rec: dict[str, Any], out: list[Event]) -> None:
+    def _flush_summaries(self, rec: Record, out: list[Event]) -> None:
         st = self.state
         assert st.last_ts is not None
         for offset, text, leaf in st.summaries[-MAX_REMEMBERED:]:
@@ -205,18 +268,18 @@ class ClaudeParser(LineParser):
                                    content=clip(text), payload={"type": "summary", "leafUuid": leaf}))
         st.summaries = []
 
-    def _session_of(self, rec: dict[str, Any]) -> tuple[str, str | None]:
-        session = rec.get("sessionId")
-        if not isinstance(session, str) or not session:
+    def _session_of(self, rec: Record) -> tuple[str, str | None]:
+        session = rec.session_id
+        if not session:
             session = self.state.session or self.path.stem
-        agent_id = rec.get("agentId") or (self._file_agent if rec.get("isSidechain") else None)
+        agent_id = rec.agent_id or (self._file_agent if rec.is_sidechain else None)
         if self._file_agent and not agent_id:
             agent_id = self._file_agent
         if agent_id:
             return f"{session}/{agent_id}", session
         return session, None
 
-    def _start(self, rec: dict, offset: int, ts: datetime, session: str, parent: str | None,
+    def _start(self, rec: Record, offset: int, ts: datetime, session: str, parent: str | None,
                out: list[Event]) -> int:
         st = self.state
         if session in st.started:
@@ -225,46 +288,45 @@ class ClaudeParser(LineParser):
         del st.started[:-MAX_REMEMBERED]
         kind = "subagent_start" if parent else "session_start"
         out.append(self._event(rec, offset, 0, kind, ts, ident=(kind, session),
-                               payload={"entrypoint": rec.get("entrypoint"),
-                                        "userType": rec.get("userType")}))
+                               payload={"entrypoint": rec.entrypoint, "userType": rec.user_type}))
         return 1
 
-    def _assistant(self, rec: dict, offset: int, ts: datetime, session: str, parent: str | None,
+    def _assistant(self, rec: Record, offset: int, ts: datetime, session: str, parent: str | None,
                    out: list[Event], k: int) -> None:
         st = self.state
-        message = rec.get("message")
-        if not isinstance(message, dict):
+        message = rec.message
+        if message is None:
             raise SkipLine("assistant record without a message")
-        if rec.get("isApiErrorMessage") or message.get("model") == "<synthetic>":
-            text = _text_of(message.get("content"))
-            if rec.get("isApiErrorMessage") or text:
+        if rec.is_api_error_message or message.model == "<synthetic>":
+            text = _text_of(message.content)
+            if rec.is_api_error_message or text:
                 out.append(self._event(rec, offset, k, "error", ts, error=clip(text or "API error"),
                                        ident=("error", self._rid(rec, offset))))
             return
-        msg_id = message.get("id")
-        key = f"{msg_id}:{rec.get('requestId') or ''}" if msg_id else f"line:{self._rid(rec, offset)}"
+        msg_id = message.id
+        key = f"{msg_id}:{rec.request_id or ''}" if msg_id else f"line:{self._rid(rec, offset)}"
         # Another message starts: the previous one is complete.
         if any(c.key != key for c in st.open):
             self._close_open(out, keep=key)
-        usage = message.get("usage") if isinstance(message.get("usage"), dict) else None
-        if key not in st.done and (usage is not None or message.get("model")):
+        usage = message.usage
+        if key not in st.done and (usage is not None or message.model):
             call = next((c for c in st.open if c.key == key), None)
             if call is None:
                 call = OpenCall(key=key, session=session, parent=parent, ts=ts, last_ts=ts,
-                                started=st.input_ts, seq=offset * 16, model=message.get("model"),
-                                usage=usage or {}, version=rec.get("version"), cwd=rec.get("cwd"),
-                                branch=rec.get("gitBranch"))
+                                started=st.input_ts, seq=offset * 16, model=message.model,
+                                usage=usage or Usage(), version=rec.version, cwd=rec.cwd,
+                                branch=rec.git_branch)
                 st.open.append(call)
             call.last_ts = ts
             if usage is not None:
                 call.usage = usage
-            if message.get("model"):
-                call.model = message["model"]
-            if isinstance(rec.get("costUSD"), (int, float)):
-                call.cost = float(rec["costUSD"])
-            if message.get("stop_reason"):
-                call.stop_reason = message["stop_reason"]
-        content = message.get("content")
+            if message.model:
+                call.model = message.model
+            if rec.cost_usd is not None and rec.cost_usd >= 0:
+                call.cost = rec.cost_usd
+            if message.stop_reason:
+                call.stop_reason = message.stop_reason
+        content = message.content
         if isinstance(content, str) and content:
             content = [{"type": "text", "text": content}]
         for i, block in enumerate(content if isinstance(content, list) else []):
@@ -275,17 +337,17 @@ class ClaudeParser(LineParser):
             if btype == "text" and block.get("text"):
                 out.append(self._event(rec, offset, k + i, "assistant_message", ts,
                                        ident=("text", ident, i), content=clip(block["text"]),
-                                       model=message.get("model")))
+                                       model=message.model))
             elif btype == "thinking" and block.get("thinking"):
                 out.append(self._event(rec, offset, k + i, "reasoning", ts,
                                        ident=("thinking", ident, i), content=clip(block["thinking"]),
-                                       model=message.get("model")))
+                                       model=message.model))
             elif btype in ("tool_use", "server_tool_use") and block.get("id"):
                 out.append(self._tool_use(rec, offset, k + i, ts, block))
-        if message.get("stop_reason") and key not in st.done:
+        if message.stop_reason and key not in st.done:
             self._close_open(out, only=key)
 
-    def _tool_use(self, rec: dict, offset: int, k: int, ts: datetime, block: dict) -> Event:
+    def _tool_use(self, rec: Record, offset: int, k: int, ts: datetime, block: dict) -> Event:
         name = str(block.get("name") or "unknown")
         category = tool_category(name)
         inp = block.get("input") if isinstance(block.get("input"), dict) else {}
@@ -305,10 +367,9 @@ class ClaudeParser(LineParser):
                            file_path=path, command=clip(command), content=clip(content),
                            payload=clip_payload(inp))
 
-    def _user(self, rec: dict, offset: int, ts: datetime, out: list[Event], k: int) -> None:
-        message = rec.get("message")
-        content = message.get("content") if isinstance(message, dict) else None
-        if rec.get("isMeta"):
+    def _user(self, rec: Record, offset: int, ts: datetime, out: list[Event], k: int) -> None:
+        content = rec.message.content if rec.message is not None else None
+        if rec.is_meta:
             return
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
@@ -329,7 +390,7 @@ class ClaudeParser(LineParser):
         if text.startswith(INTERRUPTED):
             out.append(self._event(rec, offset, k, "decision", ts, ident=("interrupt", ident),
                                    status="cancelled", content="interrupted by the user"))
-        elif rec.get("isCompactSummary"):
+        elif rec.is_compact_summary:
             out.append(self._event(rec, offset, k, "compaction", ts, ident=("compact", ident),
                                    content=clip(text)))
         elif text.startswith(("<local-command-stdout>", "<local-command-stderr>")):
@@ -339,7 +400,7 @@ class ClaudeParser(LineParser):
             out.append(self._event(rec, offset, k, "user_prompt", ts, ident=("prompt", ident),
                                    content=clip(text)))
 
-    def _tool_result(self, rec: dict, offset: int, k: int, ts: datetime, block: dict) -> list[Event]:
+    def _tool_result(self, rec: Record, offset: int, k: int, ts: datetime, block: dict) -> list[Event]:
         call_id = block.get("tool_use_id")
         if not isinstance(call_id, str):
             return []
@@ -353,7 +414,7 @@ class ClaudeParser(LineParser):
         added = removed = None
         if call is not None and status == "ok":
             added, removed = call.added, call.removed
-            patch = _patch_counts(rec.get("toolUseResult"))
+            patch = _patch_counts(rec.tool_use_result) if call.category in ("file_edit", "file_write") else None
             if patch is not None:
                 added, removed = patch
         events = [self._event(
@@ -368,21 +429,21 @@ class ClaudeParser(LineParser):
                                       tool_name=call.name if call else None))
         return events
 
-    def _system(self, rec: dict, offset: int, ts: datetime, out: list[Event], k: int) -> None:
-        subtype = rec.get("subtype")
+    def _system(self, rec: Record, offset: int, ts: datetime, out: list[Event], k: int) -> None:
+        subtype = rec.subtype
         ident = ("system", self._rid(rec, offset))
         if subtype == "compact_boundary":
             out.append(self._event(rec, offset, k, "compaction", ts, ident=ident,
-                                   payload=clip_payload(rec.get("compactMetadata"))))
-        elif rec.get("level") == "error" or subtype == "api_error":
+                                   payload=clip_payload(rec.compact_metadata)))
+        elif rec.level == "error" or subtype == "api_error":
             out.append(self._event(rec, offset, k, "error", ts, ident=ident,
-                                   error=clip(str(rec.get("content") or rec.get("error") or subtype))))
+                                   error=clip(str(rec.content or rec.error or subtype))))
         else:
-            duration = rec.get("durationMs")
+            duration = rec.duration_ms
             out.append(self._event(
                 rec, offset, k, "system", ts, ident=ident,
                 duration_ms=int(duration) if isinstance(duration, (int, float)) and duration >= 0 else None,
-                content=clip(rec["content"]) if isinstance(rec.get("content"), str) else None,
+                content=clip(rec.content) if isinstance(rec.content, str) else None,
                 payload={"type": "system", "subtype": subtype}))
 
     # -- LLM calls -----------------------------------------------------------------------------
@@ -401,13 +462,13 @@ class ClaudeParser(LineParser):
 
     def _llm_call(self, c: OpenCall) -> Event:
         u = c.usage
-        cache = u.get("cache_creation") if isinstance(u.get("cache_creation"), dict) else {}
+        cache = u.cache_creation or CacheCreation()
         tokens = Tokens(
-            input=_int(u.get("input_tokens")), output=_int(u.get("output_tokens")),
-            cache_read=_int(u.get("cache_read_input_tokens")),
-            cache_write=_int(u.get("cache_creation_input_tokens")),
-            cache_write_5m=_opt_int(cache.get("ephemeral_5m_input_tokens")),
-            cache_write_1h=_opt_int(cache.get("ephemeral_1h_input_tokens")),
+            input=_int(u.input_tokens), output=_int(u.output_tokens),
+            cache_read=_int(u.cache_read_input_tokens),
+            cache_write=_int(u.cache_creation_input_tokens),
+            cache_write_5m=_opt_int(cache.ephemeral_5m_input_tokens),
+            cache_write_1h=_opt_int(cache.ephemeral_1h_input_tokens),
         )
         started = c.started if c.started is not None and c.started <= c.ts else None
         return Event(
@@ -417,7 +478,7 @@ class ClaudeParser(LineParser):
             agent_version=c.version, model=c.model, provider="anthropic", tokens=tokens,
             cost_usd=c.cost, stop_reason=c.stop_reason,
             duration_ms=_ms(c.last_ts - started) if started else None,
-            payload={"messageId": c.key.split(":", 1)[0], "serviceTier": u.get("service_tier")},
+            payload={"messageId": c.key.split(":", 1)[0], "serviceTier": u.service_tier},
         )
 
     # -- helpers -------------------------------------------------------------------------------
@@ -433,18 +494,18 @@ class ClaudeParser(LineParser):
             ref = msgspec.structs.replace(ref, branch=branch[:255], commit=None)
         return ref
 
-    def _event(self, rec: dict, offset: int, k: int, kind: str, ts: datetime, *,
+    def _event(self, rec: Record, offset: int, k: int, kind: str, ts: datetime, *,
                ident: tuple | None = None, **fields: Any) -> Event:
         session, parent = self._session_of(rec)
-        cwd = rec.get("cwd") if isinstance(rec.get("cwd"), str) else None
+        cwd = rec.cwd
         if ident is None:
             ident = (kind, self._rid(rec, offset))
         return Event(
             id=event_id(AGENT, *ident), kind=kind, ts=ts, agent=AGENT, session=session,
             parent_session=parent, machine=self.ctx.machine,
-            project=self._project(cwd, rec.get("gitBranch")), workspace=cwd,
+            project=self._project(cwd, rec.git_branch), workspace=cwd,
             seq=offset * 16 + min(k, 15),
-            agent_version=rec.get("version") if isinstance(rec.get("version"), str) else None,
+            agent_version=rec.version,
             **fields,
         )
 
@@ -486,8 +547,12 @@ def _diff_counts(old: Any, new: Any) -> tuple[int | None, int | None]:
     return added, removed
 
 
-def _patch_counts(result: Any) -> tuple[int, int] | None:
+def _patch_counts(raw: msgspec.Raw) -> tuple[int, int] | None:
     """Lines added/removed from Claude's ``toolUseResult.structuredPatch`` hunks, when present."""
+    try:
+        result = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
     if not isinstance(result, dict) or not isinstance(result.get("structuredPatch"), list):
         return None
     added = removed = 0
