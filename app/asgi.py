@@ -30,7 +30,7 @@ from app.http_limits import GzipRequestMiddleware
 from app.services import sessions
 from app.settings import Settings, get_settings
 from app.system import favicon, healthz, readyz
-from ui import STATIC_DIR, TEMPLATES_DIR
+from ui import STATIC_DIR, TEMPLATES_DIR, pages
 
 GRAPHIQL_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -90,7 +90,9 @@ def create_app(settings: Settings | None = None,
             favicon,
             create_static_files_router(path="/static", directories=[STATIC_DIR],
                                        include_in_schema=False),
+            *pages.ROUTES,
         ],
+        template_config=pages.template_config(),
         lifespan=[_lifespan],
         state=State({"settings": settings, "embedded": database.embedded if database else False}),
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),

@@ -146,3 +146,13 @@ async def events_ingested(session_ids: list[uuid.UUID], at: datetime, since: dat
               AND e.ingested_at = $4
             ORDER BY e.ts, e.seq, e.id""", session_ids, since, until, at)
     return records(rows)
+
+
+async def session_events_ingested_after(session_id: uuid.UUID, after: datetime,
+                                        limit: int = 500) -> list[EventRecord]:
+    """A session's events committed after ``after`` (a live page resuming), in time order."""
+    rows = await fetch(
+        f"""SELECT {COLUMNS} FROM agent_event e
+            WHERE e.session_id = $1 AND e.ingested_at > $2
+            ORDER BY e.ts, e.seq, e.id LIMIT $3""", session_id, after, limit)
+    return records(rows)

@@ -1,0 +1,78 @@
+"""Charts as server-rendered SVG: no chart library, no script, nothing to load. Colours come
+from CSS classes (``series-0`` …), so light and dark themes style them; every bar has a
+``<title>`` (the browser's tooltip) with its exact value."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from markupsafe import Markup, escape
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def stacked_columns(columns: Sequence[tuple[datetime, dict[str, float]]], series: Sequence[str], *,
+                    label: Callable[[datetime], str], unit: str = "", height: int = 160,
+                    width: int = 720, title: str = "") -> Markup:
+    """One column per time bucket, stacked by series; x labels every few columns."""
+    n = max(len(columns), 1)
+    top = max((sum(v.values()) for _t, v in columns), default=0) or 1
+    pad_left, pad_bottom = 44, 18
+    plot_w, plot_h = width - pad_left, height - pad_bottom
+    step = plot_w / n
+    bar = max(step * 0.72, 1.0)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}">'
+    ]
+    for frac in (0.5, 1.0):  # grid lines with their values
+        y = plot_h - plot_h * frac
+        parts.append(f'<line class="grid" x1="{pad_left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="axis" x="{pad_left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                     f'{escape(_short(top * frac))}</text>')
+    every = max(1, n // 8)
+    for i, (t, values) in enumerate(columns):
+        x = pad_left + i * step + (step - bar) / 2
+        y = float(plot_h)
+        for s, name in enumerate(series):
+            v = values.get(name, 0)
+            if not v:
+                continue
+            h = plot_h * v / top
+            y -= h
+            parts.append(
+                f'<rect class="series-{s % 8}" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" '
+                f'height="{max(h, 0.5):.1f}"><title>{escape(label(t))} · {escape(name)}: '
+                f'{_fmt(v)}{escape(unit)}</title></rect>')
+        if i % every == 0:
+            parts.append(f'<text class="axis" x="{x + bar / 2:.1f}" y="{height - 4}" '
+                         f'text-anchor="middle">{escape(label(t))}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def sparkline(values: Sequence[float], *, height: int = 40, width: int = 240, title: str = "",
+              labels: Sequence[str] | None = None) -> Markup:
+    n = max(len(values), 1)
+    top = max(values, default=0) or 1
+    step = width / n
+    parts = [f'<svg class="spark" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+             f'role="img" aria-label="{escape(title)}">']
+    for i, v in enumerate(values):
+        h = (height - 2) * v / top
+        tip = f"{labels[i]}: {_fmt(v)}" if labels else _fmt(v)
+        parts.append(f'<rect class="series-0" x="{i * step:.1f}" y="{height - max(h, 1):.1f}" '
+                     f'width="{max(step - 1, 0.5):.1f}" height="{max(h, 1):.1f}">'
+                     f'<title>{escape(tip)}</title></rect>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _short(v: float) -> str:
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if v >= limit:
+            return f"{v / limit:.1f}{suffix}"
+    return f"{v:.0f}"
