@@ -24,10 +24,7 @@ def stacked_columns(columns: Sequence[tuple[datetime, dict[str, float]]], series
     plot_w, plot_h = width - pad_left, height - pad_bottom
     step = plot_w / n
     bar = max(step * 0.72, 1.0)
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}">'
-    ]
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
     for frac in (0.5, 1.0):  # grid lines with their values
         y = plot_h - plot_h * frac
         parts.append(f'<line class="grid" x1="{pad_left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}"/>')
@@ -59,8 +56,9 @@ def sparkline(values: Sequence[float], *, height: int = 40, width: int = 240, ti
     n = max(len(values), 1)
     top = max(values, default=0) or 1
     step = width / n
-    parts = [f'<svg class="spark" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
-             f'role="img" aria-label="{escape(title)}">']
+    head = (f'<svg class="spark" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+            f'role="img" aria-label="{escape(title)}">')
+    parts = [head]
     for i, v in enumerate(values):
         h = (height - 2) * v / top
         tip = f"{labels[i]}: {_fmt(v)}" if labels else _fmt(v)

@@ -38,7 +38,7 @@ def markdown(text: str | None) -> Markup:
     return Markup(_md.render(text))
 
 
-def num(value: int | float | None) -> str:
+def num(value: float | None) -> str:
     if value is None:
         return "–"
     if isinstance(value, float) and not value.is_integer():
@@ -46,7 +46,7 @@ def num(value: int | float | None) -> str:
     return f"{int(value):,}"
 
 
-def compact(value: int | float | None) -> str:
+def compact(value: float | None) -> str:
     """1,234 → 1.2k; 3,400,000 → 3.4M (exact value belongs in a title)."""
     if value is None:
         return "–"
@@ -58,7 +58,7 @@ def compact(value: int | float | None) -> str:
     return f"{int(n):,}"
 
 
-def duration(ms: int | float | None) -> str:
+def duration(ms: float | None) -> str:
     if ms is None:
         return "–"
     if ms < 1000:
@@ -142,7 +142,7 @@ def short(text: str | None, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def percent(part: int | float, whole: int | float) -> str:
+def percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f} %" if whole else "–"
 
 

@@ -179,9 +179,11 @@ async def write_batch(conn: asyncpg.Connection, events: list[PreparedEvent],
         return WriteResult(accepted=0, duplicates=0)
     async with conn.transaction():
         at: datetime = await conn.fetchval("SELECT now()")
-        await _upsert_context(conn, events, machines)
+        touches = await _upsert_context(conn, events, machines)
         inserted = await _insert_events(conn, events, at)
         session_ids = await _apply_rollups(conn, inserted)
+        for touch in touches:
+            await conn.execute(*touch)
         if inserted:
             await _notify(conn, session_ids, at, min(r["ts"] for r in inserted),
                           max(r["ts"] for r in inserted))
@@ -237,7 +239,7 @@ def _rollup_row(p: PreparedEvent) -> dict:
 
 
 async def _upsert_context(conn: asyncpg.Connection, events: list[PreparedEvent],
-                          machines: list[MachineInfo]) -> None:
+                          machines: list[MachineInfo]) -> list[tuple]:
     facts = {m.key: m for m in machines}
     machine_seen: dict[str, datetime] = {}
     projects: dict[uuid.UUID, tuple[str, str, str | None, datetime]] = {}
@@ -287,21 +289,24 @@ async def _upsert_context(conn: asyncpg.Connection, events: list[PreparedEvent],
             row.parent = identity.session_id(e.agent, e.parent_session)
             row.parent_native = e.parent_session
 
-    await _upsert_machines(conn, machine_seen, facts)
+    touches = await _upsert_machines(conn, machine_seen, facts)
     if projects:
         ordered = sorted(projects.items())
         await conn.execute(
             """INSERT INTO project (id, key, name, remote_url, last_seen_at)
                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                    AS d(id, key, name, remote, seen)
+               WHERE NOT EXISTS (SELECT 1 FROM project p WHERE p.id = d.id)
                ORDER BY 1 ON CONFLICT DO NOTHING""",
             [k for k, _ in ordered], [v[0] for _, v in ordered], [v[1] for _, v in ordered],
             [v[2] for _, v in ordered], [v[3] for _, v in ordered])
-        await conn.execute(
-            """UPDATE project p SET last_seen_at = d.seen, remote_url = coalesce(d.remote, p.remote_url)
+        touches.append((
+            """UPDATE project p SET last_seen_at = greatest(p.last_seen_at, d.seen),
+                      remote_url = coalesce(d.remote, p.remote_url)
                FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS d(id, remote, seen)
                WHERE p.id = d.id AND (p.last_seen_at < d.seen - interval '1 minute'
                                       OR (d.remote IS NOT NULL AND p.remote_url IS DISTINCT FROM d.remote))""",
-            [k for k, _ in ordered], [v[2] for _, v in ordered], [v[3] for _, v in ordered])
+            [k for k, _ in ordered], [v[2] for _, v in ordered], [v[3] for _, v in ordered]))
     if workspaces:
         rows = [workspaces[k] for k in sorted(workspaces)]
         cols = list(zip(*rows))
@@ -309,8 +314,10 @@ async def _upsert_context(conn: asyncpg.Connection, events: list[PreparedEvent],
             """INSERT INTO workspace (id, machine, project, path, branch, commit, last_seen_at)
                SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
                                     $6::text[], $7::timestamptz[])
+                    AS d(id, machine, project, path, branch, commit, seen)
+               WHERE NOT EXISTS (SELECT 1 FROM workspace w WHERE w.id = d.id)
                ORDER BY 1 ON CONFLICT DO NOTHING""", *map(list, cols))
-        await conn.execute(
+        touches.append((
             """UPDATE workspace w SET last_seen_at = greatest(w.last_seen_at, d.seen),
                       project = coalesce(d.project, w.project),
                       branch = coalesce(d.branch, w.branch), commit = coalesce(d.commit, w.commit)
@@ -320,15 +327,16 @@ async def _upsert_context(conn: asyncpg.Connection, events: list[PreparedEvent],
                   OR (d.project IS NOT NULL AND w.project IS DISTINCT FROM d.project)
                   OR (d.branch IS NOT NULL AND w.branch IS DISTINCT FROM d.branch)
                   OR (d.commit IS NOT NULL AND w.commit IS DISTINCT FROM d.commit))""",
-            list(cols[0]), list(cols[2]), list(cols[4]), list(cols[5]), list(cols[6]))
+            list(cols[0]), list(cols[2]), list(cols[4]), list(cols[5]), list(cols[6])))
     await _upsert_sessions(conn, sessions)
+    return touches
 
 
 async def _upsert_machines(conn: asyncpg.Connection, seen: dict[str, datetime],
-                           facts: dict[str, MachineInfo]) -> None:
+                           facts: dict[str, MachineInfo]) -> list[tuple]:
     keys = sorted(seen, key=identity.machine_id)
     if not keys:
-        return
+        return []
     f = [facts.get(k) for k in keys]
     args = (
         [identity.machine_id(k) for k in keys], keys,
@@ -344,8 +352,9 @@ async def _upsert_machines(conn: asyncpg.Connection, seen: dict[str, datetime],
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::timestamptz[], $10::bool[])
                 AS d(id, key, hostname, username, os, os_version, arch, kind, seen, has_facts)
+           WHERE NOT EXISTS (SELECT 1 FROM machine m WHERE m.id = d.id)
            ORDER BY 1 ON CONFLICT DO NOTHING""", *args)
-    await conn.execute(
+    return [(
         """UPDATE machine m SET last_seen_at = greatest(m.last_seen_at, d.seen),
                   hostname = CASE WHEN d.has_facts THEN d.hostname ELSE m.hostname END,
                   username = CASE WHEN d.has_facts THEN d.username ELSE m.username END,
@@ -359,7 +368,7 @@ async def _upsert_machines(conn: asyncpg.Connection, seen: dict[str, datetime],
            WHERE m.id = d.id AND (m.last_seen_at < d.seen - interval '1 minute'
               OR (d.has_facts AND (m.hostname, m.username, m.os, m.os_version, m.arch, m.kind)
                   IS DISTINCT FROM (d.hostname, d.username, d.os, d.os_version, d.arch, d.kind)))""",
-        *args)
+        *args)]
 
 
 async def _upsert_sessions(conn: asyncpg.Connection, sessions: dict[uuid.UUID, _SessionRow]) -> None:

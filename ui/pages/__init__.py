@@ -3,7 +3,7 @@ as the GraphQL resolvers (no SQL here)."""
 
 from __future__ import annotations
 
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from ui.pages import live, overview, projects, session, sessions

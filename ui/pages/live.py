@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 
 from litestar import Request, get
+from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.bus import Delivery, Overflow
@@ -47,10 +48,10 @@ def _last_id(request: Request) -> datetime | None:
         return None
 
 
-async def _next(sub, timeout: float):  # noqa: ANN001, ANN202
+async def _next(sub, timeout: float):
     try:
         return await asyncio.wait_for(sub.get(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
 
 
@@ -94,7 +95,7 @@ async def live_overview(request: Request) -> ServerSentEvent:
 
 
 @get("/live/sessions/{session_id:uuid}", include_in_schema=False)
-async def live_session(request: Request, session_id: uuid.UUID) -> ServerSentEvent:
+async def live_session(request: Request, session_id: FromPath[uuid.UUID]) -> ServerSentEvent:
     bus = request.app.state.bus
 
     def accepts(d: Delivery) -> list:
@@ -125,7 +126,7 @@ async def live_session(request: Request, session_id: uuid.UUID) -> ServerSentEve
     return ServerSentEvent(stream(), headers=HEADERS)
 
 
-def _session_messages(request: Request, events, session, at: datetime) -> ServerSentEventMessage:  # noqa: ANN001
+def _session_messages(request: Request, events, session, at: datetime) -> ServerSentEventMessage:
     """New timeline items, and the header (out of band) with the session's new rollups."""
     html = "".join(_fragment(request, "partials/_event.html", e=e, children={}) for e in events)
     header = _fragment(request, "partials/_session_header.html", s=session, oob=True)
@@ -133,7 +134,7 @@ def _session_messages(request: Request, events, session, at: datetime) -> Server
 
 
 @get("/live/sessions", include_in_schema=False)
-async def live_sessions(request: Request, ids: str = "") -> ServerSentEvent:
+async def live_sessions(request: Request, ids: FromQuery[str] = "") -> ServerSentEvent:
     """Updates of the rows a sessions list shows (``?ids=`` the visible session ids)."""
     bus = request.app.state.bus
     wanted: set[uuid.UUID] = set()

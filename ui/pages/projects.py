@@ -6,6 +6,7 @@ import uuid
 from itertools import groupby
 
 from litestar import Request, Response, get
+from litestar.params import FromPath
 from litestar.response import Template
 
 from app.services import activity
@@ -19,7 +20,7 @@ async def projects_page(request: Request) -> Template:
 
 
 @get("/projects/{project_id:str}", name="project", include_in_schema=False)
-async def project_page(request: Request, project_id: str) -> Template | Response:
+async def project_page(request: Request, project_id: FromPath[str]) -> Template | Response:
     try:
         pid = uuid.UUID(project_id)
     except ValueError:

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from litestar import Request, Response, get
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from app.services import activity
@@ -41,7 +42,7 @@ async def _timeline(session: session_service.SessionRecord, after: str | None) -
 
 
 @get("/sessions/{session_id:str}", name="session", include_in_schema=False)
-async def session_page(request: Request, session_id: str) -> Template | Response:
+async def session_page(request: Request, session_id: FromPath[str]) -> Template | Response:
     try:
         sid = uuid.UUID(session_id)
     except ValueError:
@@ -62,7 +63,8 @@ async def session_page(request: Request, session_id: str) -> Template | Response
 
 
 @get("/sessions/{session_id:uuid}/events", include_in_schema=False)
-async def session_events_page(request: Request, session_id: uuid.UUID, after: str = "") -> Template | Response:
+async def session_events_page(request: Request, session_id: FromPath[uuid.UUID],
+                              after: FromQuery[str] = "") -> Template | Response:
     s = await session_service.get_session(session_id)
     if s is None:
         return not_found("session")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from litestar import Request, get
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from app.services import projects as project_service
@@ -33,9 +34,12 @@ def _day(value: str | None) -> datetime | None:
 
 
 @get("/sessions", name="sessions", include_in_schema=False)
-async def sessions_page(request: Request, agent: str = "", status: str = "", project: str = "",
-                        machine: str = "", workspace: str = "", since: str = "", until: str = "",
-                        q: str = "", after: str = "") -> Template:
+async def sessions_page(
+    request: Request, agent: FromQuery[str] = "", status: FromQuery[str] = "",
+    project: FromQuery[str] = "", machine: FromQuery[str] = "", workspace: FromQuery[str] = "",
+    since: FromQuery[str] = "", until: FromQuery[str] = "", q: FromQuery[str] = "",
+    after: FromQuery[str] = "",
+) -> Template:
     values = {"agent": agent if agent in AGENTS else "",
               "status": status if status in session_service.STATUSES else "",
               "project": str(_uuid(project) or ""), "machine": str(_uuid(machine) or ""),
