@@ -20,20 +20,20 @@ def stacked_columns(columns: Sequence[tuple[datetime, dict[str, float]]], series
     """One column per time bucket, stacked by series; x labels every few columns."""
     n = max(len(columns), 1)
     top = max((sum(v.values()) for _t, v in columns), default=0) or 1
-    pad_left, pad_bottom = 44, 18
-    plot_w, plot_h = width - pad_left, height - pad_bottom
+    pad_left, pad_bottom, pad_top = 44, 18, 10
+    plot_w, plot_h = width - pad_left, height - pad_bottom - pad_top
     step = plot_w / n
     bar = max(step * 0.72, 1.0)
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
     for frac in (0.5, 1.0):  # grid lines with their values
-        y = plot_h - plot_h * frac
+        y = pad_top + plot_h - plot_h * frac
         parts.append(f'<line class="grid" x1="{pad_left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{pad_left - 6}" y="{y + 4:.1f}" text-anchor="end">'
                      f'{escape(_short(top * frac))}</text>')
     every = max(1, n // 8)
     for i, (t, values) in enumerate(columns):
         x = pad_left + i * step + (step - bar) / 2
-        y = float(plot_h)
+        y = float(pad_top + plot_h)
         for s, name in enumerate(series):
             v = values.get(name, 0)
             if not v:
