@@ -19,6 +19,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -140,48 +141,52 @@ def backfill(
         row = None if dry_run else outbox.file(str(path))
         todo += st.st_size - (row.offset if row and adapter.shape == "lines" else 0)
 
-    skipped = 0
+    async def deliver(progress: Progress, task: TaskID) -> bool:
+        async with Sender(settings, state, machine) as sender:
+            progress.update(task, total=(progress.tasks[task].total or 0) + sender.outbox.pending())
+            return await sender.drain(attempts=5, on_sent=lambda n: progress.advance(task, n))
+
+    skipped = sent = 0
+    failed = False
     quiet_before = time.time() - settings.quiet_seconds
     with _progress() as progress:
         t_files = progress.add_task("files", total=len(files), unit="")
         t_bytes = progress.add_task("bytes", total=max(todo, 1), unit="bytes")
         t_events = progress.add_task("events parsed", total=None, unit="")
+        t_sent = None if dry_run else progress.add_task("events sent", total=0, unit="")
         reader.on_progress = lambda b, e: (progress.advance(t_bytes, b), progress.advance(t_events, e))
-        for adapter, path, st in files:
+        i = 0
+        while i < len(files):
+            adapter, path, st = files[i]
             result = reader.scan(adapter, path)
             skipped += result.skipped
+            if result.full:  # the buffer is full: send, then read on from the same cursor
+                if not asyncio.run(deliver(progress, t_sent)):
+                    failed = True
+                    break
+                continue
             if st.st_mtime < quiet_before:  # finished files: close their last LLM call
                 reader.idle(adapter, path)
             progress.advance(t_files)
-            if result.full:
-                err.print("[yellow]the buffer is full (max_buffer_events): sending before reading on")
-                break
-        progress.update(t_bytes, completed=max(todo, 1))
+            i += 1
+        else:
+            progress.update(t_bytes, completed=max(todo, 1))
+            if not dry_run and outbox.pending():
+                failed = not asyncio.run(deliver(progress, t_sent))
+        if t_sent is not None:
+            sent = int(progress.tasks[t_sent].completed)
 
     _summary(reader.tally, skipped)
     if dry_run:
         out.print("[dim]dry run: nothing stored or sent")
         return
-    pending = outbox.pending()
+    left = outbox.pending()
     outbox.close()
-    if not pending:
-        out.print("nothing new to send")
-        return
-
-    async def deliver() -> tuple[bool, int]:
-        async with Sender(settings, state, machine) as sender:
-            with _progress() as progress:
-                task = progress.add_task("events sent", total=pending, unit="")
-                ok = await sender.drain(attempts=5, on_sent=lambda n: progress.advance(task, n))
-            return ok, sender.outbox.pending()
-
-    ok, left = asyncio.run(deliver())
-    if ok:
-        out.print(f"sent {pending:,} events to {settings.server_url}")
-    else:
+    if failed:
         err.print(f"[yellow]{left:,} events wait in the buffer ({state}); `devlog collect` "
                   f"delivers them once {settings.server_url} answers")
         raise typer.Exit(1)
+    out.print(f"sent {sent:,} events to {settings.server_url}" if sent else "nothing new to send")
 
 
 @collect.command()

@@ -158,7 +158,7 @@ class Collector:
     async def _watch(self, stop: asyncio.Event, rewatch: asyncio.Event, roots: list[Path]) -> None:
         either = _Either(stop, rewatch)
         reader = self._reader_()
-        async for changes in watchfiles.awatch(*roots, stop_event=either, debounce=100, step=20,
+        async for changes in watchfiles.awatch(*roots, stop_event=either, debounce=100, step=50,
                                                recursive=True, ignore_permission_denied=True):
             items: dict[str, tuple[Adapter, Path]] = {}
             for _change, name in changes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ log = logging.getLogger("devlog.collector")
 CHUNK = 4 * 1024 * 1024  # bytes read (and committed) at a time
 MAX_LINE_BYTES = 16 * 1024 * 1024  # longer lines are skipped and counted
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+MAX_CACHED_PARSERS = 64
 
 _encoder = msgspec.json.Encoder()
 
@@ -59,7 +61,9 @@ class Reader:
     on_progress: Callable[[int, int], None] | None = None  # (bytes, events) as they are read
     tally: dict[str, Tally] = field(default_factory=dict)
     dry_run: bool = False
-    _parsers: dict[str, tuple[int, LineParser]] = field(default_factory=dict)
+    # Parsers of recently read files (the rest are rebuilt from their stored state on demand):
+    # bounded, so memory does not grow with the number of files ever read.
+    _parsers: OrderedDict[str, tuple[int, LineParser]] = field(default_factory=OrderedDict)
     buffer_full: bool = False
 
     # -- discovery ----------------------------------------------------------------------------
@@ -142,11 +146,18 @@ class Reader:
     def _parser(self, adapter: Adapter, path: Path, row: FileRow) -> LineParser:
         cached = self._parsers.get(row.path)
         if cached is not None and cached[0] == row.offset:
+            self._parsers.move_to_end(row.path)
             return cached[1]
         parser = adapter.parser(path, self.ctx, row.state)
         assert isinstance(parser, LineParser)
-        self._parsers[row.path] = (row.offset, parser)
+        self._remember(row.path, row.offset, parser)
         return parser
+
+    def _remember(self, key: str, offset: int, parser: LineParser) -> None:
+        self._parsers[key] = (offset, parser)
+        self._parsers.move_to_end(key)
+        while len(self._parsers) > MAX_CACHED_PARSERS:
+            self._parsers.popitem(last=False)
 
     def _scan_lines(self, adapter: Adapter, path: Path, row: FileRow, size: int,
                     mtime_ns: int) -> ScanResult:
@@ -189,7 +200,7 @@ class Reader:
                 row.state = parser.snapshot()
                 result.bytes += consumed
                 self._commit(row, adapter, events, result)
-                self._parsers[row.path] = (row.offset, parser)
+                self._remember(row.path, row.offset, parser)
                 if self.on_progress:
                     self.on_progress(consumed, len(events))
         return result

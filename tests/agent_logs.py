@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 PER_TURN = {"user_prompt": 1, "reasoning": 1, "assistant_message": 2, "tool_call": 1,
             "tool_result": 1, "llm_call": 2}
@@ -32,7 +32,8 @@ def claude_turn(session: str, turn: int, start: datetime, *, cwd: str = "/work/d
     def rec(**fields) -> None:
         nonlocal t
         t += timedelta(milliseconds=rng.randint(50, 900))
-        lines.append(json.dumps({**base, **fields, "timestamp": _ts(t)}).encode())
+        # compact, as Claude Code writes it (ccusage, for one, misses spaced JSON)
+        lines.append(json.dumps({**base, **fields, "timestamp": _ts(t)}, separators=(",", ":")).encode())
 
     rec(type="user", uuid=f"{session}-u{turn}", message={"role": "user", "content": f"turn {turn}: {filler}"})
     usage = {"input_tokens": 3 + turn, "cache_read_input_tokens": 1000 * turn,
@@ -62,7 +63,7 @@ def claude_turn(session: str, turn: int, start: datetime, *, cwd: str = "/work/d
 
 def claude_session(session: str, turns: int, *, start: datetime | None = None,
                    cwd: str = "/work/demo", text_bytes: int = 200) -> bytes:
-    t = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t = start or datetime(2026, 1, 1, tzinfo=UTC)
     rng = random.Random(session)
     out = []
     for turn in range(turns):

@@ -72,7 +72,7 @@ TOOL_CATEGORIES = {
 USAGE_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens",
               "total_tokens")
 
-_decoder = msgspec.json.Decoder()
+_decoder = msgspec.json.Decoder()  # plain JSON values: payloads that become event payloads
 _rate_encoder = msgspec.json.Encoder(order="sorted")
 _UUID_TAIL = re.compile(r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                         r"[0-9a-fA-F]{12})$")
@@ -91,6 +91,149 @@ def tool_category(name: str | None) -> str:
     if "__" in name or name.startswith("mcp"):
         return "mcp"
     return "other"
+
+
+# -- the format (msgspec structs: unknown fields are skipped while decoding, never built) --------
+#
+# A line is decoded once, straight into the record of its ``type``; the structs declare only the
+# fields devlog reads, with the types Codex writes (and their variants across versions). A line of
+# a type devlog does not know is ignored; one whose fields have other types is skipped. Events that
+# carry the record itself as their payload (session_meta, prompts, answers, reasoning text, turn
+# ends, errors, spawns) read the line's payload a second time, as plain JSON (:func:`_payload`).
+
+_NULL = msgspec.Raw(b"null")
+
+
+class ThreadSpawn(msgspec.Struct):
+    parent_thread_id: str | None = None
+
+
+class SubAgent(msgspec.Struct):
+    thread_spawn: ThreadSpawn | None = None
+
+
+class Source(msgspec.Struct):
+    subagent: str | SubAgent | None = None  # "review", "compact", … or {"thread_spawn": …}
+
+
+class Git(msgspec.Struct):
+    commit_hash: str | None = None
+    branch: str | None = None
+    repository_url: str | None = None
+
+
+class SessionMeta(msgspec.Struct):
+    id: str | None = None
+    cwd: str | None = None
+    cli_version: str | None = None
+    model_provider: str | None = None
+    model: str | None = None
+    git: Git | None = None
+    source: str | Source | None = None  # "cli", "vscode", "exec", … or {"subagent": …}
+
+
+class TurnContext(msgspec.Struct):
+    model: str | None = None
+    cwd: str | None = None
+
+
+class Compacted(msgspec.Struct):
+    message: str | None = None  # not its replacement_history (the whole new context)
+
+
+class ResponseItem(msgspec.Struct):
+    """A model item: the union of the fields devlog reads from its variants (``type``)."""
+
+    type: str | None = None
+    role: str | None = None  # message
+    name: str | None = None  # function_call, custom_tool_call (and outputs, in some versions)
+    call_id: str | None = None
+    id: str | None = None  # local_shell_call (older versions), web_search_call
+    arguments: Any = None  # function_call: JSON text (or already an object)
+    input: Any = None  # custom_tool_call: free-form text (apply_patch's patch)
+    action: Any = None  # local_shell_call, web_search_call
+    output: Any = None  # *_output: text, content items or {content, success}
+    summary: Any = None  # reasoning: summary_text parts
+    # message, reasoning. Raw: the instructions and context of user items are never decoded;
+    # reasoning's is read when its summary has no text, an answer's with its whole record.
+    content: msgspec.Raw = _NULL
+
+
+class EventMsg(msgspec.Struct):
+    """A UI event: the union of the fields devlog reads from its variants (``type``)."""
+
+    type: str | None = None
+    call_id: str | None = None  # exec_command_end, patch_apply_end
+    exit_code: int | None = None  # exec_command_end
+    success: bool | None = None  # patch_apply_end
+    info: msgspec.Raw = _NULL  # token_count: a TokenInfo, kept whole as the llm_call's payload
+    rate_limits: msgspec.Raw = _NULL  # token_count: decoded when it differs from the last one
+
+
+class TokenUsage(msgspec.Struct):
+    input_tokens: int | float | None = None
+    cached_input_tokens: int | float | None = None
+    output_tokens: int | float | None = None
+    reasoning_output_tokens: int | float | None = None
+    total_tokens: int | float | None = None
+
+
+class TokenInfo(msgspec.Struct):
+    total_token_usage: TokenUsage | None = None
+    last_token_usage: TokenUsage | None = None
+    model: str | None = None
+
+
+class Record(msgspec.Struct, tag_field="type"):
+    """One line of a rollout, ``{timestamp, type, payload}``: ``type`` picks the payload's
+    shape (a line of another type is read as :class:`_Other`)."""
+
+    timestamp: str | int | float | None = None
+
+
+class SessionMetaRecord(Record, tag="session_meta"):
+    payload: SessionMeta | None = None
+
+
+class TurnContextRecord(Record, tag="turn_context"):
+    payload: TurnContext | None = None
+
+
+class ResponseItemRecord(Record, tag="response_item"):
+    payload: ResponseItem | None = None
+
+
+class EventMsgRecord(Record, tag="event_msg"):
+    payload: EventMsg | None = None
+
+
+class CompactedRecord(Record, tag="compacted"):
+    payload: Compacted | None = None
+
+
+class _Other(msgspec.Struct):
+    """A line that is none of the records above: another type, or a payload of another shape."""
+
+    timestamp: Any = None
+    type: Any = None
+
+
+class _Payload(msgspec.Struct):
+    """A line's payload as plain JSON, for the events whose payload is the record itself
+    (session_meta, prompts, answers, reasoning text, turn ends, errors, spawns)."""
+
+    payload: Any = None
+
+
+_record_decoder = msgspec.json.Decoder(SessionMetaRecord | TurnContextRecord | ResponseItemRecord
+                                       | EventMsgRecord | CompactedRecord)
+_other_decoder = msgspec.json.Decoder(_Other)
+_payload_decoder = msgspec.json.Decoder(_Payload)
+_info_decoder = msgspec.json.Decoder(TokenInfo | None)
+_KINDS = ("session_meta", "turn_context", "response_item", "event_msg", "compacted")
+
+
+# -- parser state ----------------------------------------------------------------------------------
 
 
 class PendingCall(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -153,6 +296,7 @@ class CodexParser(LineParser):
             except msgspec.DecodeError:
                 pass  # a state from an incompatible version: start over
         self._projects: dict[str, ProjectRef | None] = {}
+        self._rate_seen = _NULL  # the last rate-limit snapshot read, as written
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(self.state)
@@ -163,166 +307,174 @@ class CodexParser(LineParser):
 
     def feed(self, line: bytes, offset: int) -> list[Event]:
         try:
-            rec = _decoder.decode(line)
-        except (msgspec.DecodeError, ValueError, RecursionError) as exc:
+            rec = _record_decoder.decode(line)
+        except msgspec.ValidationError:
+            return self._other(line)
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise SkipLine(f"malformed JSON: {exc}") from None
-        if not isinstance(rec, dict):
-            raise SkipLine("not a JSON object")
-        ts = parse_ts(rec.get("timestamp"))
+        ts = parse_ts(rec.timestamp)
         if ts is None:
             raise SkipLine("no timestamp")
         try:
             ts = ts.astimezone(UTC)
         except (OverflowError, ValueError):
             raise SkipLine("timestamp out of range") from None
-        payload = rec.get("payload")
-        if not isinstance(payload, dict):
-            payload = {}
-        kind = rec.get("type")
-        if kind == "session_meta":
-            return self._session_meta(ts, offset, payload)
-        if kind == "turn_context":
-            self._turn_context(payload)
+        if isinstance(rec, ResponseItemRecord):
+            return self._response_item(ts, offset, rec.payload or ResponseItem(), line)
+        if isinstance(rec, EventMsgRecord):
+            return self._event_msg(ts, offset, rec.payload or EventMsg(), line)
+        if isinstance(rec, TurnContextRecord):
+            self._turn_context(rec.payload or TurnContext())
             return []
-        if kind == "response_item":
-            return self._response_item(ts, offset, payload)
-        if kind == "event_msg":
-            return self._event_msg(ts, offset, payload)
-        if kind == "compacted":
-            text = _str(payload.get("message"))
-            return [self._event("compaction", ts, offset, content=clip(text))]
-        return []
+        if isinstance(rec, SessionMetaRecord):
+            return self._session_meta(ts, offset, rec.payload or SessionMeta(), line)
+        text = rec.payload.message if rec.payload is not None else None  # a CompactedRecord
+        return [self._event("compaction", ts, offset, content=clip(text or None))]
+
+    def _other(self, line: bytes) -> list[Event]:
+        try:
+            rec = _other_decoder.decode(line)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise SkipLine(f"not a JSON object: {exc}") from None
+        if rec.type in _KINDS:
+            raise SkipLine(f"{rec.type} of an unexpected shape")
+        if parse_ts(rec.timestamp) is None:
+            raise SkipLine("no timestamp")
+        return []  # a record type of a newer version
 
     # --- records -------------------------------------------------------------------------------
 
-    def _session_meta(self, ts: datetime, offset: int, p: dict[str, Any]) -> list[Event]:
+    def _session_meta(self, ts: datetime, offset: int, m: SessionMeta, line: bytes) -> list[Event]:
         st = self.state
         if st.session is not None:
             return []  # a resumed or copied history: the file's first session_meta names it
-        st.session = _key(p.get("id")) or self.fallback_session
-        st.cwd = st.meta_cwd = _text(p.get("cwd"), 4096)
-        git = p.get("git") if isinstance(p.get("git"), dict) else {}
-        st.remote = _text(git.get("repository_url"), 1024)
-        st.branch = _text(git.get("branch"), 255)
-        st.commit = _text(git.get("commit_hash"), 64)
-        st.version = _text(p.get("cli_version"), 64)
-        st.provider = _text(p.get("model_provider"), 64)
-        st.model = _text(p.get("model"), 128) or st.model
-        source = p.get("source")
-        if isinstance(source, dict):
-            sub = source.get("subagent")
-            spawn = sub.get("thread_spawn") if isinstance(sub, dict) else None
-            if isinstance(spawn, dict):
-                parent = _key(spawn.get("parent_thread_id"))
-                st.parent = parent if parent != st.session else None
-        meta = {k: v for k, v in p.items() if k not in ("base_instructions", "instructions")}
+        st.session = _key(m.id) or self.fallback_session
+        st.cwd = st.meta_cwd = _text(m.cwd, 4096)
+        git = m.git or Git()
+        st.remote = _text(git.repository_url, 1024)
+        st.branch = _text(git.branch, 255)
+        st.commit = _text(git.commit_hash, 64)
+        st.version = _text(m.cli_version, 64)
+        st.provider = _text(m.model_provider, 64)
+        st.model = _text(m.model, 128) or st.model
+        sub = m.source.subagent if isinstance(m.source, Source) else None
+        if isinstance(sub, SubAgent) and sub.thread_spawn is not None:
+            parent = _key(sub.thread_spawn.parent_thread_id)
+            st.parent = parent if parent != st.session else None
+        meta = {k: v for k, v in _payload(line).items()
+                if k not in ("base_instructions", "instructions")}
         return [self._event("session_start", ts, offset, provider=st.provider,
                             payload=clip_payload(meta))]
 
-    def _turn_context(self, p: dict[str, Any]) -> None:
+    def _turn_context(self, p: TurnContext) -> None:
         st = self.state
-        st.model = _text(p.get("model"), 128) or st.model
-        st.cwd = _text(p.get("cwd"), 4096) or st.cwd
+        st.model = _text(p.model, 128) or st.model
+        st.cwd = _text(p.cwd, 4096) or st.cwd
 
-    def _response_item(self, ts: datetime, offset: int, p: dict[str, Any]) -> list[Event]:
-        item = p.get("type")
+    def _response_item(self, ts: datetime, offset: int, p: ResponseItem,
+                       line: bytes) -> list[Event]:
+        item = p.type
         if item == "message":
-            if p.get("role") != "assistant":
+            if p.role != "assistant":
                 return []  # user items repeat user_message or are injected context
-            text = _content_text(p.get("content"))
+            whole = _payload(line)
+            text = _content_text(whole.get("content"))
             if not text:
                 return []
             return [self._event("assistant_message", ts, offset, content=clip(text),
-                                payload=_extras(p, ("type", "role", "content")))]
+                                payload=_extras(whole, ("type", "role", "content")))]
         if item == "reasoning":
-            text = _content_text(p.get("summary")) or _content_text(p.get("content"))
+            text = _content_text(p.summary) or _content_text(_value(p.content))
             if not text:
-                return []
+                return []  # encrypted only
             return [self._event("reasoning", ts, offset, content=clip(text),
-                                payload=_extras(p, ("type", "summary", "content",
-                                                    "encrypted_content")))]
+                                payload=_extras(_payload(line), ("type", "summary", "content",
+                                                                 "encrypted_content")))]
         if item == "function_call":
-            raw = p.get("arguments")
+            raw = p.arguments
             args: Any = raw
             if isinstance(raw, str):
                 try:
                     args = _decoder.decode(raw)
-                except (msgspec.DecodeError, ValueError, RecursionError):
+                except (msgspec.DecodeError, RecursionError):
                     args = {"arguments": raw}
-            return self._tool_call(ts, offset, p.get("name"), p.get("call_id"), args)
+            return self._tool_call(ts, offset, p.name, p.call_id, args)
         if item == "custom_tool_call":
-            text = p.get("input")
+            text = p.input
             args = {"input": text} if isinstance(text, str) else text
-            return self._tool_call(ts, offset, p.get("name"), p.get("call_id"), args)
+            return self._tool_call(ts, offset, p.name, p.call_id, args)
         if item == "local_shell_call":
-            action = p.get("action")
-            return self._tool_call(ts, offset, "local_shell", p.get("call_id") or p.get("id"),
+            action = p.action
+            return self._tool_call(ts, offset, "local_shell", p.call_id or p.id,
                                    action if isinstance(action, dict) else {})
         if item == "web_search_call":
-            action = p.get("action")
             return [self._event("tool_call", ts, offset, tool_name="web_search",
-                                tool_category="web", tool_call_id=_text(p.get("id"), 255),
-                                payload=clip_payload(action))]
+                                tool_category="web", tool_call_id=_text(p.id, 255),
+                                payload=clip_payload(p.action))]
         if item in ("function_call_output", "custom_tool_call_output"):
             return self._tool_result(ts, offset, p)
         return []
 
-    def _event_msg(self, ts: datetime, offset: int, p: dict[str, Any]) -> list[Event]:
+    def _event_msg(self, ts: datetime, offset: int, p: EventMsg, line: bytes) -> list[Event]:
         st = self.state
-        msg = p.get("type")
-        if msg == "user_message":
-            text = _str(p.get("message"))
-            return [self._event("user_prompt", ts, offset, content=clip(text),
-                                payload=_extras(p, ("type", "message")))]
+        msg = p.type
         if msg == "token_count":
             return self._token_count(ts, offset, p)
+        if msg in ("exec_command_end", "patch_apply_end"):
+            call = st.calls.get(p.call_id) if p.call_id is not None else None
+            if call is not None:
+                if msg == "exec_command_end":
+                    call.exit_code = p.exit_code if _is_int(p.exit_code) else call.exit_code
+                elif p.success is not None:
+                    call.exit_code = 0 if p.success else 1
+            return []
         if msg == "task_started":
             st.turn_start = ts
             return []
+        if msg not in ("user_message", "task_complete", "turn_aborted", "error", "stream_error",
+                       "collab_agent_spawn_end"):
+            return []  # agent_message, agent_reasoning repeat response items; others are noise
+        whole = _payload(line)  # these events carry the record itself as their payload
+        if msg == "user_message":
+            text = _str(whole.get("message"))
+            return [self._event("user_prompt", ts, offset, content=clip(text),
+                                payload=_extras(whole, ("type", "message")))]
         if msg == "task_complete":
-            duration = _count(p.get("duration_ms"))
+            duration = _count(whole.get("duration_ms"))
             if duration is None and st.turn_start is not None and ts >= st.turn_start:
                 duration = (ts - st.turn_start) // _MS
             st.turn_start = None
             return [self._event("system", ts, offset, content="turn complete",
                                 duration_ms=duration,
-                                payload=_extras(p, ("last_agent_message",)))]
+                                payload=_extras(whole, ("last_agent_message",)))]
         if msg == "turn_aborted":
             st.turn_start = None
             return [self._event("decision", ts, offset, status="cancelled",
-                                content=_text(p.get("reason"), 255) or "turn aborted",
-                                payload=clip_payload(p))]
-        if msg in ("error", "stream_error"):
-            text = _str(p.get("message")) or msg
-            return [self._event("error", ts, offset, error=clip(text),
-                                payload=_extras(p, ("message",)))]
+                                content=_text(whole.get("reason"), 255) or "turn aborted",
+                                payload=clip_payload(whole))]
         if msg == "collab_agent_spawn_end":
-            child = _key(p.get("new_thread_id"))
+            child = _key(whole.get("new_thread_id"))
             if child == self.session:
                 child = None
             return [self._event("subagent_start", ts, offset,
                                 session=child, parent=self.session if child else None,
-                                content=_text(p.get("new_agent_role"), 255),
-                                tool_call_id=_text(p.get("call_id"), 255),
-                                payload=clip_payload(p))]
-        if msg in ("exec_command_end", "patch_apply_end"):
-            call = st.calls.get(p.get("call_id")) if isinstance(p.get("call_id"), str) else None
-            if call is not None:
-                if msg == "exec_command_end":
-                    code = p.get("exit_code")
-                    call.exit_code = code if _is_int(code) else call.exit_code
-                elif isinstance(p.get("success"), bool):
-                    call.exit_code = 0 if p["success"] else 1
-            return []
-        return []
+                                content=_text(whole.get("new_agent_role"), 255),
+                                tool_call_id=_text(whole.get("call_id"), 255),
+                                payload=clip_payload(whole))]
+        text = _str(whole.get("message")) or msg  # error, stream_error
+        return [self._event("error", ts, offset, error=clip(text),
+                            payload=_extras(whole, ("message",)))]
 
-    def _token_count(self, ts: datetime, offset: int, p: dict[str, Any]) -> list[Event]:
+    def _token_count(self, ts: datetime, offset: int, p: EventMsg) -> list[Event]:
         st = self.state
         out: list[Event] = []
-        info = p.get("info")
-        if isinstance(info, dict):
-            total = _usage(info.get("total_token_usage"))
-            last = _usage(info.get("last_token_usage"))
+        try:
+            info = _info_decoder.decode(p.info)
+        except (msgspec.DecodeError, RecursionError):
+            info = None  # not the shape devlog knows; the rate limits may still be
+        if info is not None:
+            total = _usage(info.total_token_usage)
+            last = _usage(info.last_token_usage)
             usage: dict[str, int] | None = None
             if total is not None and total == st.total:
                 usage = None  # repeated for a rate-limit update: not a new call
@@ -339,15 +491,18 @@ class CodexParser(LineParser):
                                 output=usage["output_tokens"],
                                 reasoning=usage["reasoning_output_tokens"])
                 out.append(self._event("llm_call", ts, offset, tokens=tokens,
-                                       model=_text(info.get("model"), 128) or st.model,
-                                       provider=st.provider, payload=clip_payload(info)))
-        limits = p.get("rate_limits")
-        if isinstance(limits, dict) and limits:
-            key = _rate_key(limits)
-            if key != st.rate:
-                st.rate = key
-                out.append(self._event("system", ts, offset, content=rate_summary(limits),
-                                       payload=clip_payload(limits), suffix="rate_limits"))
+                                       model=_text(info.model, 128) or st.model,
+                                       provider=st.provider, payload=clip_payload(_value(p.info))))
+        # Codex repeats the snapshot on most records: the same bytes have the same key.
+        if p.rate_limits != self._rate_seen:
+            limits = _value(p.rate_limits)
+            if isinstance(limits, dict) and limits:
+                self._rate_seen = p.rate_limits.copy()
+                key = _rate_key(limits)
+                if key != st.rate:
+                    st.rate = key
+                    out.append(self._event("system", ts, offset, content=rate_summary(limits),
+                                           payload=clip_payload(limits), suffix="rate_limits"))
         return out
 
     # --- tools ---------------------------------------------------------------------------------
@@ -382,10 +537,10 @@ class CodexParser(LineParser):
                             tool_call_id=call_id, command=clip(command), file_path=file_path,
                             payload=clip_payload(payload))]
 
-    def _tool_result(self, ts: datetime, offset: int, p: dict[str, Any]) -> list[Event]:
-        call_id = _text(p.get("call_id"), 255)
+    def _tool_result(self, ts: datetime, offset: int, p: ResponseItem) -> list[Event]:
+        call_id = _text(p.call_id, 255)
         call = self.state.calls.pop(call_id, None) if call_id is not None else None
-        text, exit_code, meta, failed = read_output(p.get("output"))
+        text, exit_code, meta, failed = read_output(p.output)
         if exit_code is None and call is not None:
             exit_code = call.exit_code
         if failed or (exit_code is not None and exit_code != 0):
@@ -400,7 +555,7 @@ class CodexParser(LineParser):
         edited = status == "ok" and call is not None
         return [self._event(
             "tool_result", ts, offset, tool_call_id=call_id, status=status,
-            tool_name=call.name if call else _text(p.get("name"), 255),
+            tool_name=call.name if call else _text(p.name, 255),
             tool_category=call.category if call else None,
             file_path=call.file_path if call else None,
             lines_added=call.added if edited else None,
@@ -440,6 +595,23 @@ class CodexParser(LineParser):
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _value(raw: msgspec.Raw) -> Any:
+    """A raw field as plain JSON (it was checked to be JSON when its line was decoded)."""
+    try:
+        return _decoder.decode(raw)
+    except RecursionError:
+        return None
+
+
+def _payload(line: bytes) -> dict[str, Any]:
+    """A line's payload as plain JSON: for the events whose payload is the record itself."""
+    try:
+        payload = _payload_decoder.decode(line).payload
+    except (msgspec.DecodeError, RecursionError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 def session_from_name(path: PurePath) -> str:
@@ -563,14 +735,20 @@ def _rate_key(limits: dict[str, Any]) -> str:
         return repr(limits)
 
 
-def _usage(value: Any) -> dict[str, int] | None:
-    if not isinstance(value, dict):
+def _usage(u: TokenUsage | None) -> dict[str, int] | None:
+    if u is None:
         return None
-    return {k: _count(value.get(k)) or 0 for k in USAGE_KEYS}
+    return {"input_tokens": _count(u.input_tokens) or 0,
+            "cached_input_tokens": _count(u.cached_input_tokens) or 0,
+            "output_tokens": _count(u.output_tokens) or 0,
+            "reasoning_output_tokens": _count(u.reasoning_output_tokens) or 0,
+            "total_tokens": _count(u.total_tokens) or 0}
 
 
 def _count(value: Any) -> int | None:
     """A non-negative count within the wire's range, or None."""
+    if type(value) is int:  # the usual case, first
+        return None if value < 0 else min(value, MAX_COUNT)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if isinstance(value, float) and math.isnan(value):

@@ -42,7 +42,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -50,6 +50,7 @@ from collector.adapters.base import (
     Adapter,
     Context,
     DocumentParser,
+    SkipLine,
     clip,
     clip_payload,
     count_lines,
@@ -103,7 +104,98 @@ _DENIED, _SKIPPED = 0, 5
 _COMPLETE, _CANCELLED, _FAILED = 1, 2, 3
 
 _MAX_COUNT = 10**12
-_decoder = msgspec.json.Decoder()
+
+
+# -- the format (msgspec structs: unknown fields are skipped while decoding, never built) --------
+#
+# Only the fields devlog reads, with the types VS Code writes (and their variants across versions).
+# What becomes an event's payload as written (response items, ``result``, attached variables) stays
+# plain JSON. Each request is read on its own: one of another shape is left out, not the session.
+
+T = TypeVar("T")
+
+
+class Counts(msgspec.Struct, rename="camel"):
+    """Token counts: in ``result.metadata`` (current builds), ``result`` (some exports) or the
+    request's ``usage``."""
+
+    prompt_tokens: int | float | None = None
+    output_tokens: int | float | None = None
+    completion_tokens: int | float | None = None
+
+
+class ResultMetadata(Counts):
+    resolved_model: str | None = None
+
+
+class Timings(msgspec.Struct, rename="camel"):
+    total_elapsed: int | float | None = None
+
+
+class Result(Counts):
+    """What devlog reads of a request's ``result`` (which, whole, is the llm_call's payload)."""
+
+    metadata: ResultMetadata | None = None
+    timings: Timings | None = None
+    error_details: Any = None  # the error event's payload
+
+
+class ModelState(msgspec.Struct):
+    value: int | None = None  # ResponseModelState
+
+
+class MessagePart(msgspec.Struct):
+    text: str | None = None
+
+
+class Message(msgspec.Struct):
+    text: str | None = None
+    parts: list[MessagePart] = []
+
+
+class Agent(msgspec.Struct):
+    id: str | None = None
+
+
+class VariableData(msgspec.Struct):
+    variables: list[Any] = []  # attachments: each is its tool_call's payload
+
+
+class Request(msgspec.Struct, rename="camel"):
+    request_id: str | None = None
+    timestamp: str | int | float | None = None
+    model_id: str | None = None
+    agent: Agent | None = None
+    mode_info: Any = None
+    message: str | Message | None = None  # a string in old builds
+    variable_data: VariableData | None = None
+    response: list[Any] = []  # items of many kinds: each is its event's payload
+    result: Any = None  # see Result
+    is_canceled: bool | None = None
+    model_state: int | ModelState | None = None  # an int in some builds
+    usage: Counts | None = None
+
+
+class Session(msgspec.Struct, Generic[T], rename="camel"):
+    """The chat session; its requests are decoded one by one (:func:`_request`). Its own fields
+    are read leniently (another type is ignored, rather than the whole session); those kept in
+    session_start's payload as written are UNSET when absent."""
+
+    session_id: Any = None
+    creation_date: Any = msgspec.UNSET
+    last_message_date: Any = None
+    custom_title: Any = msgspec.UNSET
+    version: Any = msgspec.UNSET
+    initial_location: Any = msgspec.UNSET
+    requester_username: Any = msgspec.UNSET
+    responder_username: Any = msgspec.UNSET
+    requests: list[T] | msgspec.UnsetType = msgspec.UNSET
+    kind: Any = None  # {"kind": 0, "v": session}: one change-log line saved as .json
+    v: Any = None
+
+
+_session_decoder = msgspec.json.Decoder(Session[msgspec.Raw])
+_request_decoder = msgspec.json.Decoder(Request)
 
 
 class Copilot(Adapter):
@@ -151,18 +243,18 @@ class CopilotParser(DocumentParser):
             started=self._started, prompted=list(self._prompted), done=list(self._done)))
 
     def parse(self, data: bytes) -> list[Event]:
-        session = load_session(data, self.path.suffix == ".jsonl")
-        sid = (_str(session.get("sessionId")) or self.path.stem or "unknown")[:255]
-        requests = [(i, r) for i, r in enumerate(_list(session.get("requests")))
-                    if isinstance(r, dict)]
-        first_ts = next((t for _, r in requests if (t := parse_ts(r.get("timestamp")))), None)
-        session_ts = (parse_ts(session.get("creationDate")) or first_ts
-                      or parse_ts(session.get("lastMessageDate")) or self._mtime())
+        session = _load(data, self.path.suffix == ".jsonl")
+        sid = (_str(session.session_id) or self.path.stem or "unknown")[:255]
+        requests = [(i, r) for i, value in enumerate(session.requests or ())
+                    if (r := _request(value)) is not None]
+        first_ts = next((t for _, r in requests if (t := parse_ts(r.timestamp))), None)
+        session_ts = (parse_ts(session.creation_date) or first_ts
+                      or parse_ts(session.last_message_date) or self._mtime())
         out: list[Event] = []
         ts = session_ts
         for n, (i, req) in enumerate(requests):
-            ts = parse_ts(req.get("timestamp")) or ts
-            rid = _str(req.get("requestId")) or f"#{i}"
+            ts = parse_ts(req.timestamp) or ts
+            rid = _str(req.request_id) or f"#{i}"
             if rid in self._done:
                 continue
             b = _Request(self, sid, rid, i, ts, req)
@@ -180,12 +272,15 @@ class CopilotParser(DocumentParser):
             out.extend(sorted(b.events, key=lambda e: e.seq))
         return out
 
-    def _session_start(self, session: dict, sid: str, ts: datetime) -> Event:
-        keys = ("version", "initialLocation", "customTitle", "requesterUsername",
-                "responderUsername", "creationDate")
+    def _session_start(self, session: Session[Any], sid: str, ts: datetime) -> Event:
+        kept = (("version", session.version), ("initialLocation", session.initial_location),
+                ("customTitle", session.custom_title),
+                ("requesterUsername", session.requester_username),
+                ("responderUsername", session.responder_username),
+                ("creationDate", session.creation_date))
         return self.event(sid, (sid, "session_start"), "session_start", ts, 0,
-                          content=clip(_str(session.get("customTitle"))),
-                          payload=clip_payload({k: session[k] for k in keys if k in session}))
+                          content=clip(_str(session.custom_title)),
+                          payload=clip_payload({k: v for k, v in kept if v is not msgspec.UNSET}))
 
     def event(self, sid: str, ident: tuple, kind: str, ts: datetime, seq: int,
               **fields: Any) -> Event:
@@ -215,11 +310,12 @@ class _Request:
     """The events of one request: its prompt group, then (once done) its response group."""
 
     def __init__(self, parser: CopilotParser, sid: str, rid: str, index: int, ts: datetime,
-                 req: dict) -> None:
+                 req: Request) -> None:
         self.p, self.sid, self.rid, self.ts, self.req = parser, sid, rid, ts, req
         self.base = (index + 1) * 1_000_000
         self.events: list[Event] = []
-        self.model = _model(req)
+        self.result = _result(req.result)
+        self.model = _model(req, self.result)
 
     def add(self, kind: str, what: str, index: object, seq: int, **fields: Any) -> None:
         self.events.append(self.p.event(self.sid, (self.sid, self.rid, what, index), kind,
@@ -227,14 +323,13 @@ class _Request:
 
     def prompt(self) -> None:
         req = self.req
-        text = _message_text(req.get("message"))
+        text = _message_text(req.message)
         if text:
-            agent = _dict(req.get("agent"))
-            payload = {"requestId": req.get("requestId"), "modelId": req.get("modelId"),
-                       "agent": agent.get("id"), "mode": req.get("modeInfo")}
+            payload = {"requestId": req.request_id, "modelId": req.model_id,
+                       "agent": req.agent.id if req.agent else None, "mode": req.mode_info}
             self.add("user_prompt", "prompt", 0, 0, content=clip(text), model=self.model,
                      payload=clip_payload({k: v for k, v in payload.items() if v is not None}))
-        variables = _list(_dict(req.get("variableData")).get("variables"))
+        variables = req.variable_data.variables if req.variable_data else []
         for j, var in enumerate(variables[:999]):
             var = _dict(var)
             if var.get("kind") != "file":
@@ -244,11 +339,10 @@ class _Request:
                      content=clip(_str(var.get("name"))), payload=clip_payload(var))
 
     def response(self) -> None:
-        req = self.req
-        result = _dict(req.get("result"))
+        req, result = self.req, self.result
         state = _model_state(req)
-        cancelled = req.get("isCanceled") is True or state == _CANCELLED
-        items = _list(req.get("response"))
+        cancelled = req.is_canceled is True or state == _CANCELLED
+        items = req.response
         texts: list[str] = []
         text_at: int | None = None
         thinking = 0
@@ -280,7 +374,7 @@ class _Request:
             self.add("assistant_message", "assistant_message", 0, text_at or 1000,
                      content=clip(text), model=self.model)
         end = 1000 + 2 * len(items)
-        err = _dict(result.get("errorDetails"))
+        err = _dict(result.error_details)
         err_text = _str(err.get("message")) or (_str(err.get("code")) if err else None)
         if cancelled:
             status, stop = "cancelled", "cancelled"
@@ -290,10 +384,11 @@ class _Request:
         else:
             status, stop = "ok", None
         tokens = _reported_tokens(req, result) or _estimate(
-            _message_text(req.get("message")), len(text), thinking)
+            _message_text(req.message), len(text), thinking)
         self.add("llm_call", "llm_call", 0, end + 1, model=self.model, provider=PROVIDER,
-                 tokens=tokens, duration_ms=_count(_dict(result.get("timings")).get("totalElapsed")),
-                 stop_reason=stop, status=status, payload=clip_payload(result or None))
+                 tokens=tokens,
+                 duration_ms=_count(result.timings.total_elapsed if result.timings else None),
+                 stop_reason=stop, status=status, payload=clip_payload(_dict(req.result) or None))
         if status == "error":
             self.add("error", "error", 0, end + 2, model=self.model,
                      error=clip(err_text or "request failed"), payload=clip_payload(err or None))
@@ -367,37 +462,70 @@ def edit_line_counts(edits: Any) -> tuple[int, int]:
     return min(added, _MAX_COUNT), min(removed, _MAX_COUNT)
 
 
-def _is_done(req: dict, later: bool) -> bool:
+def _load(data: bytes, jsonl: bool) -> Session[Any]:
+    """The session of a file's bytes; :class:`SkipLine` when there is none. A ``.jsonl`` change
+    log is replayed on plain JSON values (its entries patch any path), then converted."""
+    try:
+        if jsonl:
+            return msgspec.convert(load_session(data, jsonl=True), Session[Any])
+        session: Session[Any] = _session_decoder.decode(data)
+        if session.kind == 0 and session.requests is msgspec.UNSET:
+            return msgspec.convert(session.v, Session[Any])  # one change-log line saved as .json
+    except (msgspec.DecodeError, RecursionError) as exc:  # also wrong shapes (ValidationError)
+        raise SkipLine(f"not a chat session: {exc}") from None
+    return session
+
+
+def _request(value: Any) -> Request | None:
+    """A request (raw JSON, or plain JSON from a change log), or None when of another shape."""
+    try:
+        if isinstance(value, msgspec.Raw):
+            return _request_decoder.decode(value)
+        return msgspec.convert(value, Request)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+def _result(value: Any) -> Result:
+    if not isinstance(value, dict):
+        return Result()
+    try:
+        return msgspec.convert(value, Result)
+    except msgspec.ValidationError:  # still done, still its payload; an error still an error
+        return Result(error_details=value.get("errorDetails"))
+
+
+def _is_done(req: Request, later: bool) -> bool:
     state = _model_state(req)
     if state in (_COMPLETE, _CANCELLED, _FAILED):
         return True
     if state is not None:
         return False  # explicitly pending or waiting for input
-    return isinstance(req.get("result"), dict) or req.get("isCanceled") is True or later
+    return isinstance(req.result, dict) or req.is_canceled is True or later
 
 
-def _model_state(req: dict) -> int | None:
-    state = req.get("modelState")
-    value = state.get("value") if isinstance(state, dict) else state
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _model_state(req: Request) -> int | None:
+    state = req.model_state
+    return state.value if isinstance(state, ModelState) else state
 
 
-def _model(req: dict) -> str | None:
-    meta = _dict(_dict(req.get("result")).get("metadata"))
-    model = _str(meta.get("resolvedModel")) or _str(req.get("modelId"))
+def _model(req: Request, result: Result) -> str | None:
+    model = _str(result.metadata.resolved_model if result.metadata else None) or _str(req.model_id)
     if model and model.startswith("copilot/"):
         model = model[len("copilot/"):]
     return model[:128] if model else None
 
 
-def _reported_tokens(req: dict, result: dict) -> Tokens | None:
+def _reported_tokens(req: Request, result: Result) -> Tokens | None:
     """Counts Copilot recorded: ``result.metadata`` (current builds), ``result`` (some
     exports), or the request's ``usage``."""
-    for src in (_dict(result.get("metadata")), result, _dict(req.get("usage"))):
-        prompt = _count(src.get("promptTokens"))
-        output = _count(src.get("outputTokens"))
+    for src in (result.metadata, result, req.usage):
+        if src is None:
+            continue
+        prompt = _count(src.prompt_tokens)
+        output = _count(src.output_tokens)
         if output is None:
-            output = _count(src.get("completionTokens"))
+            output = _count(src.completion_tokens)
         if prompt is not None or output is not None:
             return Tokens(input=min(prompt or 0, _MAX_COUNT), output=min(output or 0, _MAX_COUNT))
     return None
@@ -438,13 +566,14 @@ def _command(data: dict) -> str | None:
     return None
 
 
-def _message_text(message: Any) -> str:
+def _message_text(message: str | Message | None) -> str:
     if isinstance(message, str):
         return message
-    message = _dict(message)
-    if isinstance(message.get("text"), str):
-        return message["text"]
-    return "".join(_str(_dict(p).get("text")) or "" for p in _list(message.get("parts")))
+    if message is None:
+        return ""
+    if message.text is not None:
+        return message.text
+    return "".join(p.text or "" for p in message.parts)
 
 
 def _markdown(item: dict) -> str:

@@ -231,9 +231,9 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(server_db: 
         (projects / f"big-{n}.jsonl").write_bytes(claude_session(f"big-{n}", 80, text_bytes=1500))
     rng = random.Random(int(os.environ.get("DEVLOG_TEST_SEED", "7")))
     kills = 0
-    for _ in range(15):  # backfill, killed at a random point (until 6 kills landed mid-run)
+    for _ in range(40):  # backfill, killed at a random point (until 6 kills landed mid-run)
         proc = collect(home, server_db.port, "backfill", DEVLOG_COLLECTOR_BATCH_SIZE="50")
-        await asyncio.sleep(rng.uniform(0.4, 2.5))
+        await asyncio.sleep(rng.uniform(0.3, 1.8))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
