@@ -32,7 +32,7 @@ class SessionFilterInput:
     status: SessionStatus | None = None
     since: datetime | None = strawberry.field(default=None, description="Active at or after.")
     until: datetime | None = strawberry.field(default=None, description="Started before.")
-    text: str | None = strawberry.field(default=None, description="Substring of the title (first prompt).")
+    text: str | None = strawberry.field(default=None, description="Substring of any prompt of the session (the title is the first).")
     top_level: bool = strawberry.field(default=False, description="Hide sub-agent sessions.")
 
     def to_service(self) -> SessionFilter:

@@ -53,7 +53,7 @@ class SessionFilter(msgspec.Struct, frozen=True, kw_only=True):
     status: str | None = None
     since: datetime | None = None  # sessions with activity at or after
     until: datetime | None = None  # sessions started before
-    text: str | None = None  # in the title (the first prompt)
+    text: str | None = None  # in the title or any prompt of the session
     parent: uuid.UUID | None = None
     top_level: bool = False  # only sessions without a parent
 
@@ -120,7 +120,10 @@ def _where(f: SessionFilter, args: list) -> list[str]:
         clauses.append(f"s.started_at < {arg(f.until)}")
     if f.text:
         escaped = f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append(f"s.title ILIKE {arg('%' + escaped + '%')}")
+        pattern = arg('%' + escaped + '%')
+        # the title (first prompt) or any later prompt of the session (trigram indexes on both)
+        clauses.append(f"(s.title ILIKE {pattern} OR s.id IN (SELECT e.session_id FROM agent_event e "
+                       f"WHERE e.kind = 'user_prompt' AND e.content ILIKE {pattern}))")
     return clauses
 
 

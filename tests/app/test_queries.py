@@ -163,3 +163,18 @@ async def test_query_depth_is_limited(client: httpx.AsyncClient) -> None:
     deep = "{ sessions { edges { node { parent { parent { parent { parent { parent { parent { parent { parent { parent { parent { id } } } } } } } } } } } } } }"
     body = await gql(client, deep)
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+
+
+async def test_text_search_finds_later_prompts_too(client: httpx.AsyncClient) -> None:
+    tag = uuid.uuid4().hex[:8]
+    native = f"search-{tag}"
+    await ingest(client, [
+        event(native, 0, "user_prompt", content="first, unrelated words"),
+        event(native, 1, "assistant_message", content=f"reply mentions zebra{tag} but is not a prompt"),
+        event(native, 2, "user_prompt", content=f"now fix the zebra{tag}-parser please"),
+    ])
+    found = await gql(client, SESSIONS, {"filter": {"text": f"zebra{tag}-PARSER"}, "first": 5})
+    assert [e["node"]["nativeId"] for e in found["data"]["sessions"]["edges"]] == [native]
+    assert found["data"]["sessions"]["edges"][0]["node"]["title"] == "first, unrelated words"
+    reply_only = await gql(client, SESSIONS, {"filter": {"text": f"mentions zebra{tag}"}, "first": 5})
+    assert reply_only["data"]["sessions"]["edges"] == []  # assistant text is not searched
