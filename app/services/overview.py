@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,36 +53,35 @@ def day_start(now: datetime, time_zone: str) -> datetime:
 
 async def overview(now: datetime, time_zone: str = "UTC", top: int = 8) -> OverviewRecord:
     start = day_start(now, time_zone)
-    rows = await fetch(
-        """SELECT count(*) AS events,
-                  count(*) FILTER (WHERE kind = 'llm_call') AS llm_calls,
-                  count(*) FILTER (WHERE kind = 'tool_call') AS tool_calls,
-                  count(*) FILTER (WHERE status = 'error' AND kind IN ('tool_call', 'tool_result')) AS tool_errors,
-                  coalesce(sum(tokens_input), 0) AS t_in, coalesce(sum(tokens_output), 0) AS t_out,
-                  coalesce(sum(tokens_cache_read), 0) AS t_cr, coalesce(sum(tokens_cache_write), 0) AS t_cw,
-                  coalesce(sum(tokens_reasoning), 0) AS t_re, sum(cost_usd)::float8 AS cost,
-                  count(DISTINCT session_id) AS sessions
-           FROM agent_event WHERE ts >= $1 AND ts <= $2""", start, now)
-    today = rows[0]
-    active = await fetch(
-        "SELECT count(*) AS n FROM agent_session WHERE ended_at IS NULL AND last_event_at >= $1",
-        sessions.active_since(now))
     hour_ago = now.replace(second=0, microsecond=0) - timedelta(minutes=59)
-    per_minute = await fetch(
-        """SELECT date_trunc('minute', ts) AS minute, count(*) AS n FROM agent_event
-           WHERE ts >= $1 AND ts <= $2 GROUP BY 1""", hour_ago, now)
+    # Independent scans: run them at once on separate pool connections.
+    today_rows, active, per_minute, tools, models = await asyncio.gather(
+        fetch(
+            """SELECT count(*) AS events,
+                      count(*) FILTER (WHERE kind = 'llm_call') AS llm_calls,
+                      count(*) FILTER (WHERE kind = 'tool_call') AS tool_calls,
+                      count(*) FILTER (WHERE status = 'error' AND kind IN ('tool_call', 'tool_result')) AS tool_errors,
+                      coalesce(sum(tokens_input), 0) AS t_in, coalesce(sum(tokens_output), 0) AS t_out,
+                      coalesce(sum(tokens_cache_read), 0) AS t_cr, coalesce(sum(tokens_cache_write), 0) AS t_cw,
+                      coalesce(sum(tokens_reasoning), 0) AS t_re, sum(cost_usd)::float8 AS cost,
+                      count(DISTINCT session_id) AS sessions
+               FROM agent_event WHERE ts >= $1 AND ts <= $2""", start, now),
+        fetch("SELECT count(*) AS n FROM agent_session WHERE ended_at IS NULL AND last_event_at >= $1",
+              sessions.active_since(now)),
+        fetch("""SELECT date_trunc('minute', ts) AS minute, count(*) AS n FROM agent_event
+                 WHERE ts >= $1 AND ts <= $2 GROUP BY 1""", hour_ago, now),
+        fetch("""SELECT tool_name AS name, count(*) FILTER (WHERE kind = 'tool_call') AS count,
+                        count(*) FILTER (WHERE status = 'error') AS errors
+                 FROM agent_event WHERE ts >= $1 AND ts <= $2 AND tool_name IS NOT NULL
+                   AND kind IN ('tool_call', 'tool_result')
+                 GROUP BY tool_name ORDER BY 2 DESC, 1 LIMIT $3""", start, now, top),
+        fetch("""SELECT model AS name, count(*) AS count FROM agent_event
+                 WHERE ts >= $1 AND ts <= $2 AND kind = 'llm_call' AND model IS NOT NULL
+                 GROUP BY model ORDER BY 2 DESC, 1 LIMIT $3""", start, now, top),
+    )
+    today = today_rows[0]
     counts = {r["minute"]: r["n"] for r in per_minute}
     minutes = [hour_ago + timedelta(minutes=i) for i in range(60)]
-    tools = await fetch(
-        """SELECT tool_name AS name, count(*) FILTER (WHERE kind = 'tool_call') AS count,
-                  count(*) FILTER (WHERE status = 'error') AS errors
-           FROM agent_event WHERE ts >= $1 AND ts <= $2 AND tool_name IS NOT NULL
-             AND kind IN ('tool_call', 'tool_result')
-           GROUP BY tool_name ORDER BY 2 DESC, 1 LIMIT $3""", start, now, top)
-    models = await fetch(
-        """SELECT model AS name, count(*) AS count FROM agent_event
-           WHERE ts >= $1 AND ts <= $2 AND kind = 'llm_call' AND model IS NOT NULL
-           GROUP BY model ORDER BY 2 DESC, 1 LIMIT $3""", start, now, top)
     return OverviewRecord(
         day_start=start, active_sessions=active[0]["n"], sessions_today=today["sessions"],
         events_today=today["events"], llm_calls_today=today["llm_calls"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from litestar import Request, get
@@ -19,9 +20,11 @@ AGENT_ORDER = ("claude-code", "codex", "copilot")
 async def overview_context(request: Request) -> dict:
     now = datetime.now(UTC)
     tz = time_zone(request)
-    ov = await overview_service.overview(now, tz)
     since, until = activity.hours_back(now, 24)
-    buckets = await activity.hourly_by_agent(since, until)
+    ov, buckets, feed, machines = await asyncio.gather(
+        overview_service.overview(now, tz), activity.hourly_by_agent(since, until),
+        event_service.list_events(first=30),
+        activity.by_machine(overview_service.day_start(now, tz), now))
     agents = sorted({b.agent for b in buckets},
                     key=lambda a: (AGENT_ORDER.index(a) if a in AGENT_ORDER else 99, a))
     hours = [since + (until - since) * i / 24 for i in range(24)]
@@ -31,8 +34,6 @@ async def overview_context(request: Request) -> dict:
     def label(t: datetime) -> str:
         return t.strftime("%H:00 UTC")
 
-    feed = await event_service.list_events(first=30)
-    machines = await activity.by_machine(ov.day_start, now)
     per_minute = [m.count for m in ov.events_per_minute]
     return {
         "ov": ov, "agents": agents, "feed": feed.items, "machines": machines, "tz": tz,
