@@ -20,8 +20,18 @@ XSS_PROMPT = 'look: <script>window.__xss = 1</script> and <img src=x onerror="wi
 XSS_OUTPUT = '<img src=x onerror="window.__xss = 3"><b>bold?</b> [link](javascript:window.__xss=4)'
 
 
+_KEY: list[str] = []
+
+
 async def ingest(server: str, events: list[dict]) -> None:
-    async with httpx.AsyncClient(base_url=server, timeout=30) as client:
+    """Ingest with an API key: other tests of the run may have created keys, after which the
+    server requires one for ingest."""
+    if not _KEY:
+        from app.services import keys
+
+        _KEY.append((await keys.create(f"ui-tests-{uuid.uuid4().hex[:6]}"))[1])
+    async with httpx.AsyncClient(base_url=server, timeout=30,
+                                 headers={"Authorization": f"Bearer {_KEY[0]}"}) as client:
         r = await client.post("/graphql", json={"query": INGEST, "variables": {
             "batch": {"events": events, "machines": [MACHINE]}}})
         body = r.json()
@@ -102,6 +112,13 @@ async def test_every_page_renders_with_data_light_and_dark(server: str, browser)
         await page.close()
 
 
+# n rows, every one of them a session of this test (not the previous, unfiltered view)
+ROWS_ARE = """([n, tag]) => {
+  const rows = [...document.querySelectorAll('#session-rows tr')];
+  return rows.length === n && rows.every(r => r.textContent.includes(tag));
+}"""
+
+
 async def test_filters_and_pagination_live_in_the_url(server: str, browser) -> None:  # noqa: ANN001
     tag = uuid.uuid4().hex[:8]
     events = []
@@ -115,10 +132,10 @@ async def test_filters_and_pagination_live_in_the_url(server: str, browser) -> N
     await page.fill("#q", tag)
     await page.wait_for_url(re.compile(rf"q={tag}"))
     rows = page.locator("#session-rows tr")
-    await page.wait_for_function("document.querySelectorAll('#session-rows tr').length === 50")
+    await page.wait_for_function(ROWS_ARE, arg=[50, tag])
     await page.get_by_role("link", name="Next page »").click()
     await page.wait_for_url(re.compile(r"after="))
-    await page.wait_for_function("document.querySelectorAll('#session-rows tr').length === 5")
+    await page.wait_for_function(ROWS_ARE, arg=[5, tag])
     assert "task " + tag + " number 00" in await rows.last.inner_text()  # oldest activity last
     # a bookmarked URL shows the same view without JavaScript's help
     bookmarked = page.url
@@ -128,7 +145,7 @@ async def test_filters_and_pagination_live_in_the_url(server: str, browser) -> N
     await page.goto(f"{server}/sessions?q={tag}")
     await page.select_option("select[name=agent]", "codex")
     await page.wait_for_url(re.compile(r"agent=codex"))
-    await page.wait_for_function("document.querySelectorAll('#session-rows tr').length === 11")
+    await page.wait_for_function(ROWS_ARE, arg=[11, tag])
     assert not page.errors, page.errors
 
 
@@ -141,7 +158,8 @@ async def test_ingested_event_appears_live_on_overview_and_session(server: str, 
     session = await open_page(browser, server)
     await session.goto(f"{server}/sessions/{sid}")
     await session.locator("#timeline li.ev.user_prompt").first.wait_for()
-    await overview.wait_for_timeout(500)  # both event streams connected
+    for page in (overview, session):  # both event streams connected
+        await page.locator("html[data-live=open]").wait_for(state="attached")
     marker = f"live marker {uuid.uuid4().hex[:6]}"
     await ingest(server, [event(native, 1, "assistant_message", ts=recent(1), content=marker)])
     await overview.locator("#feed").get_by_text(marker).wait_for(timeout=2000)

@@ -56,4 +56,8 @@
     }
   }
   document.addEventListener("htmx:sseMessage", dedupe);
+
+  // The connection state of live updates, for styling (and for tests to wait on).
+  document.addEventListener("htmx:sseOpen", function () { document.documentElement.dataset.live = "open"; });
+  document.addEventListener("htmx:sseError", function () { document.documentElement.dataset.live = "retrying"; });
 })();
