@@ -27,6 +27,7 @@ from app.bus import Bus
 from app.gql.context import get_context
 from app.gql.schema import schema
 from app.http_limits import GzipRequestMiddleware
+from app.ingest.batch import decode_request
 from app.services import sessions
 from app.settings import Settings, get_settings
 from app.system import favicon, healthz, readyz
@@ -49,6 +50,10 @@ class GraphQLController(_GraphQLBase):  # type: ignore[misc, valid-type]
     msgspec as the JSON codec (ingest batches are large)."""
 
     def decode_json(self, data: str | bytes) -> object:
+        if isinstance(data, bytes):  # ingestEvents: events typed in the same pass, if all valid
+            request = decode_request(data)
+            if request is not None:
+                return request
         try:
             return msgspec.json.decode(data)
         except msgspec.DecodeError as exc:  # Strawberry turns this one into HTTP 400

@@ -25,6 +25,12 @@ def session_id(agent: str, native_id: str) -> uuid.UUID:
 
 
 @lru_cache(maxsize=65536)
+def session_key(agent: str, native_id: str) -> str:
+    """``session_id`` as text (what ingest hands asyncpg: no Python-level UUID calls)."""
+    return str(session_id(agent, native_id))
+
+
+@lru_cache(maxsize=65536)
 def machine_id(key: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"machine:{key}")
 

@@ -1,20 +1,35 @@
 """Write one validated batch in one transaction.
 
-Order inside the transaction (every step in a fixed key order, so concurrent batches never
-deadlock, and every id deterministic, so they never create duplicates):
+The Python work is done before the transaction opens: the COPY records (sorted by id), the
+context rows (machines, projects, workspaces, sessions) and each session's rollups, counted
+from its records as if every event were new. Then, in the usual case (every event new):
 
-1. machines, projects, workspaces: ``INSERT … ON CONFLICT DO NOTHING``, then an ``UPDATE`` only
-   where facts changed or ``last_seen_at`` is more than a minute old (no row lock otherwise, so
-   concurrent batches from one machine do not queue on its row);
-2. sessions (parents first): upsert, which locks every session of the batch in id order;
-3. events: the (id, ts) pairs already stored are looked up; the others are COPied straight
-   into ``agent_event`` in a savepoint. Should a concurrent batch have stored one meanwhile, the
-   savepoint rolls back and the events go through a temp table and
-   ``INSERT … ORDER BY id ON CONFLICT DO NOTHING RETURNING``. Either way exactly the new events
-   are counted, so duplicates (same batch, earlier batch, replay) change nothing;
-4. session rollups and ``session_file`` from the new rows only;
-5. ``pg_notify`` (delivered at commit) with small payloads: session ids, the ingest timestamp
-   and the time range, from which listeners load the new rows.
+1. ``_OPEN``, one statement: the machines, projects, workspaces and placeholder parents not
+   stored yet (a plain ``NOT EXISTS`` first, so a stored row is neither written nor waited for;
+   then ``INSERT … ON CONFLICT DO NOTHING`` in key order), then the sessions' upsert, which
+   locks them in id order. A session new to the database is inserted with its rollups and its
+   ``session_file`` rows, so it is written once; ``now()`` and the created ids come back;
+2. COPY (binary) straight into ``agent_event``;
+3. ``_ROLLUP``, only if some sessions existed already: their ``session_file`` upsert and
+   rollup UPDATE (``files_touched`` counts the paths the upsert inserted);
+4. ``_CLOSE``: the machines, projects and workspaces get an ``UPDATE`` only where facts changed
+   or ``last_seen_at`` is more than a minute old — last, so those row locks are held only until
+   COMMIT and concurrent batches of one machine (or project) do not queue on its row for a
+   whole transaction — and ``pg_notify`` (delivered at commit) announces the session ids, the
+   ingest timestamp and the time range, from which listeners load the new rows.
+
+Should one event be stored already (a replay, or a concurrent batch that committed it first),
+the COPY hits the primary key: the transaction rolls back and the batch is written again in a
+new one, where the events go through a temp table and ``INSERT … ORDER BY id ON CONFLICT DO
+NOTHING RETURNING id``, and the rollups (``_ROLLUP``, for every session) come from exactly the
+rows it returned. Either way duplicates (same batch, earlier batch, replay) change nothing.
+
+Locks are taken in one order in both ways (new context keys; sessions by id; events by id;
+session files, whose sessions are locked already; context rows by id), and every id is
+deterministic, so concurrent batches neither deadlock nor create duplicates.
+
+``ingested_at`` is left to its column default, ``now()``: the transaction's start time, the
+same for every row of the batch and the one announced by ``pg_notify``.
 
 The caller answers the client only after COMMIT: an acknowledgement means durable.
 """
@@ -22,9 +37,10 @@ The caller answers the client only after COMMIT: an acknowledgement means durabl
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -37,14 +53,20 @@ NOTIFY_CHANNEL = "devlog_events"
 _NOTIFY_MAX_SESSIONS = 150  # keeps a payload well under PostgreSQL's 8000-byte limit
 _TITLE_MAX = 120
 
+# The columns COPY writes, in record order (ingested_at: the column default, see above).
 EVENT_COLUMNS = (
     "id", "ts", "session_id", "seq", "kind", "agent", "model", "provider",
     "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
     "tokens_cache_write_5m", "tokens_cache_write_1h", "tokens_reasoning", "tokens_estimated",
     "cost_usd", "cost_source", "duration_ms", "stop_reason", "tool_name", "tool_category",
     "tool_call_id", "status", "file_path", "lines_added", "lines_removed", "command", "content",
-    "error", "payload", "ingested_at",
+    "error", "payload",
 )
+(_ID, _TS, _SESSION, _KIND, _MODEL, _T_IN, _T_OUT, _T_CR, _T_CW, _T_RE, _COST, _STATUS, _FILE,
+ _ADDED, _REMOVED, _CONTENT) = (EVENT_COLUMNS.index(c) for c in (
+    "id", "ts", "session_id", "kind", "model", "tokens_input", "tokens_output",
+    "tokens_cache_read", "tokens_cache_write", "tokens_reasoning", "cost_usd", "status",
+    "file_path", "lines_added", "lines_removed", "content"))
 
 _STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS ingest_staging "
@@ -55,19 +77,22 @@ _INSERT_EVENTS = f"""
 INSERT INTO agent_event ({", ".join(EVENT_COLUMNS)})
 SELECT {", ".join(EVENT_COLUMNS)} FROM ingest_staging ORDER BY id
 ON CONFLICT DO NOTHING
-RETURNING session_id, kind, ts, model, tokens_input, tokens_output, tokens_cache_read,
-          tokens_cache_write, tokens_reasoning, cost_usd, status, file_path,
-          lines_added, lines_removed,
-          CASE WHEN kind = 'user_prompt' THEN left(content, 500) END AS prompt
+RETURNING id
 """
 
 
-@dataclass(slots=True)
-class PreparedEvent:
-    """A validated event with its derived ids and its payload already encoded as JSON text."""
+class PreparedEvent(msgspec.Struct, gc=False):
+    """A validated event with its id as 32 lowercase hex digits, its session id (text,
+    ``identity.session_key``) and its payload already encoded as JSON text.
+
+    Like the event structs it is untracked by the garbage collector (a tuple holding a struct
+    stays tracked): a batch's thousands of them would otherwise survive into the oldest
+    generation and bring on full collections.
+    """
 
     event: Event
-    session_id: uuid.UUID
+    id: str
+    session_id: str
     payload_json: str | None
 
 
@@ -75,16 +100,16 @@ class PreparedEvent:
 class WriteResult:
     accepted: int
     duplicates: int
-    session_ids: list[uuid.UUID] = field(default_factory=list)
+    session_ids: list[str] = field(default_factory=list)
     ingested_at: datetime | None = None
 
 
 @dataclass(slots=True)
 class _SessionRow:
-    id: uuid.UUID
+    id: str
     agent: str
     native_id: str
-    parent: uuid.UUID | None = None
+    parent: str | None = None
     parent_native: str | None = None
     project: uuid.UUID | None = None
     machine: uuid.UUID | None = None
@@ -96,25 +121,13 @@ class _SessionRow:
 
 
 @dataclass(slots=True)
-class _Rollup:
-    events: int = 0
-    prompts: int = 0
-    llm_calls: int = 0
-    tool_calls: int = 0
-    tool_errors: int = 0
-    tokens_input: int = 0
-    tokens_output: int = 0
-    tokens_cache_read: int = 0
-    tokens_cache_write: int = 0
-    tokens_reasoning: int = 0
-    cost: float | None = None
-    first_ts: datetime | None = None
-    last_ts: datetime | None = None
-    ended_at: datetime | None = None
-    title: str | None = None
-    title_ts: datetime | None = None
-    models: set[str] = field(default_factory=set)
-    new_files: int = 0
+class _Context:
+    """The context rows a batch touches, derived from its events."""
+
+    machine_seen: dict[str, datetime] = field(default_factory=dict)
+    projects: dict[uuid.UUID, tuple[str, str, str | None, datetime]] = field(default_factory=dict)
+    workspaces: dict[uuid.UUID, list] = field(default_factory=dict)
+    sessions: dict[str, _SessionRow] = field(default_factory=dict)
 
 
 def _clean(text: str | None) -> str | None:
@@ -134,42 +147,70 @@ def _strip_nuls(value: Any) -> Any:
     return value
 
 
+_encode = msgspec.json.encode
+
+
 def encode_payload(payload: Any) -> str | None:
     """JSON text for a jsonb column (which rejects \\u0000 escapes)."""
     if payload is None:
         return None
-    text = msgspec.json.encode(payload).decode()
-    if "\\u0000" in text:  # rare: clean the object, not the text (escapes make text edits unsafe)
-        text = msgspec.json.encode(_strip_nuls(payload)).decode()
-    return text
+    data = _encode(payload)
+    if b"\\u0000" in data:  # rare: clean the object, not the text (escapes make text edits unsafe)
+        data = _encode(_strip_nuls(payload))
+    return data.decode()
 
 
-def event_size(event: Event, payload_json: str | None) -> int:
-    """Characters of the event's big fields (a cheap, close stand-in for bytes)."""
-    size = len(payload_json) if payload_json else 0
-    if event.content:
-        size += len(event.content)
-    if event.command:
-        size += len(event.command)
-    if event.error:
-        size += len(event.error)
-    return size
+_by_id = itemgetter(_ID)
 
 
-def _event_record(p: PreparedEvent, at: datetime) -> tuple:
-    e = p.event
-    t = e.tokens
-    return (
-        e.id, e.ts, p.session_id, e.seq, e.kind, e.agent, e.model, e.provider,
-        t.input if t else None, t.output if t else None, t.cache_read if t else None,
-        t.cache_write if t else None, t.cache_write_5m if t else None,
-        t.cache_write_1h if t else None, t.reasoning if t else None,
-        t.estimated if t else False,
-        e.cost_usd, "reported" if e.cost_usd is not None else None, e.duration_ms,
-        e.stop_reason, e.tool_name, e.tool_category, e.tool_call_id, e.status,
-        _clean(e.file_path), e.lines_added, e.lines_removed, _clean(e.command),
-        _clean(e.content), _clean(e.error), p.payload_json, at,
-    )
+def event_records(events: list[PreparedEvent]) -> tuple[list[tuple], dict[str, list[tuple]]]:
+    """The COPY records (``EVENT_COLUMNS`` order) sorted by id, and the same records grouped
+    by session (each group in id order).
+
+    UUIDs are given as text (asyncpg parses it in C; a ``uuid.UUID`` costs it a Python-level
+    ``.bytes`` call): 32 hex digits for the id, whose order is the id's order.
+    """
+    records = []
+    append = records.append
+    for p in events:
+        e, payload_json = p.event, p.payload_json
+        t = e.tokens
+        fp, cmd, content, err = e.file_path, e.command, e.content, e.error
+        cost = e.cost_usd
+        append((
+            p.id, e.ts, p.session_id, e.seq, e.kind, e.agent, e.model, e.provider,
+            *((t.input, t.output, t.cache_read, t.cache_write, t.cache_write_5m, t.cache_write_1h,
+               t.reasoning, t.estimated) if t is not None else _NO_TOKENS),
+            cost, None if cost is None else "reported", e.duration_ms,
+            e.stop_reason, e.tool_name, e.tool_category, e.tool_call_id, e.status,
+            fp if fp is None or "\x00" not in fp else _clean(fp),
+            e.lines_added, e.lines_removed,
+            cmd if cmd is None or "\x00" not in cmd else _clean(cmd),
+            content if content is None or "\x00" not in content else _clean(content),
+            err if err is None or "\x00" not in err else _clean(err),
+            payload_json,
+        ))
+    records.sort(key=_by_id)
+    return records, _group(records)
+
+
+_NO_TOKENS = (None, None, None, None, None, None, None, False)
+
+
+def _group(records: list[tuple]) -> dict[str, list[tuple]]:
+    groups: dict[str, list[tuple]] = {}
+    for r in records:
+        key = r[_SESSION]
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [r]
+        else:
+            g.append(r)
+    return groups
+
+
+class _Replay(Exception):
+    """The optimistic COPY met an event stored already."""
 
 
 async def write_batch(conn: asyncpg.Connection, events: list[PreparedEvent],
@@ -177,353 +218,245 @@ async def write_batch(conn: asyncpg.Connection, events: list[PreparedEvent],
     """Write a batch of valid, de-duplicated (by id) events. Runs its own transaction."""
     if not events:
         return WriteResult(accepted=0, duplicates=0)
-    async with conn.transaction():
-        at: datetime = await conn.fetchval("SELECT now()")
-        touches = await _upsert_context(conn, events, machines)
-        inserted = await _insert_events(conn, events, at)
-        session_ids = await _apply_rollups(conn, inserted)
-        for touch in touches:
-            await conn.execute(*touch)
-        if inserted:
-            await _notify(conn, session_ids, at, min(r["ts"] for r in inserted),
-                          max(r["ts"] for r in inserted))
-    return WriteResult(accepted=len(inserted), duplicates=len(events) - len(inserted),
-                       session_ids=session_ids, ingested_at=at)
-
-
-async def _insert_events(conn: asyncpg.Connection, events: list[PreparedEvent],
-                         at: datetime) -> list:
-    """Insert the events not stored yet; returns rollup rows for exactly those.
-
-    Fast path (the usual case, new events): look up which (id, ts) already exist, COPY the
-    rest straight into agent_event inside a savepoint. If a concurrent batch stored one of them
-    in between, the COPY hits the primary key; the savepoint rolls back and the slow path runs:
-    COPY into a temp table, then INSERT … ON CONFLICT DO NOTHING RETURNING.
-    """
-    existing = await conn.fetch(
-        """SELECT e.id FROM agent_event e
-           JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(id, ts) ON e.id = k.id AND e.ts = k.ts""",
-        [p.event.id for p in events], [p.event.ts for p in events])
-    seen = {r["id"] for r in existing}
-    fresh = sorted((p for p in events if p.event.id not in seen), key=lambda p: p.event.id)
-    if not fresh:
-        return []
+    ctx = _derive_context(events)
+    records, groups = event_records(events)
+    context = _context_args(ctx, machines)
     try:
-        async with conn.transaction():
-            await conn.copy_records_to_table(
-                "agent_event", records=[_event_record(p, at) for p in fresh], columns=EVENT_COLUMNS)
-    except asyncpg.UniqueViolationError:
+        return await _write_new(conn, ctx, context, records, groups)
+    except _Replay:
+        return await _write_some(conn, ctx, context, records)
+
+
+async def _write_new(conn: asyncpg.Connection, ctx: _Context, context: _ContextArgs,
+                     records: list[tuple], groups: dict[str, list[tuple]]) -> WriteResult:
+    """The usual case, every event new: sessions new to the database are inserted with their
+    rollups, the events are COPied straight into agent_event, and only the sessions that
+    existed get a rollup UPDATE. Raises _Replay (after ROLLBACK) if an event exists already."""
+    files: dict[tuple[str, str], list] = {}
+    rollups = {sid: _rollup(group, files) for sid, group in groups.items()}
+    for sid, _ in files:
+        rollups[sid].new_files += 1  # what a session new to the database gets
+    async with conn.transaction():
+        opened = await conn.fetchrow(_OPEN, *context.inserts, *_session_args(ctx, rollups),
+                                     *_file_columns(files))
+        try:
+            await conn.copy_records_to_table("agent_event", records=records, columns=EVENT_COLUMNS)
+        except asyncpg.UniqueViolationError:
+            raise _Replay from None
+        created = {str(i) for i in opened["created"]}
+        if len(created) < len(rollups):
+            existing = {sid: r for sid, r in rollups.items() if sid not in created}
+            await conn.execute(_ROLLUP, *_file_columns(
+                {k: f for k, f in files.items() if k[0] in existing}), *_rollup_args(existing))
+        session_ids = sorted(groups)
+        await _close(conn, context, opened["at"], session_ids, rollups.values())
+    return WriteResult(accepted=len(records), duplicates=0, session_ids=session_ids,
+                       ingested_at=opened["at"])
+
+
+async def _write_some(conn: asyncpg.Connection, ctx: _Context, context: _ContextArgs,
+                      records: list[tuple]) -> WriteResult:
+    """Some events may be stored already: they go through a temp table and
+    INSERT … ON CONFLICT DO NOTHING RETURNING id; rollups come from exactly the new ones."""
+    async with conn.transaction():
+        opened = await conn.fetchrow(_OPEN, *context.inserts, *_session_args(ctx, None),
+                                     *_file_columns({}))
         await conn.execute(_STAGING_DDL)
-        await conn.copy_records_to_table(
-            "ingest_staging", records=[_event_record(p, at) for p in fresh], columns=EVENT_COLUMNS)
-        return await conn.fetch(_INSERT_EVENTS)
-    return [_rollup_row(p) for p in fresh]
+        await conn.copy_records_to_table("ingest_staging", records=records, columns=EVENT_COLUMNS)
+        stored = {row[0].hex for row in await conn.fetch(_INSERT_EVENTS)}
+        new = [r for r in records if r[_ID] in stored]
+        groups = _group(new)
+        files: dict[tuple[str, str], list] = {}
+        rollups = {sid: _rollup(group, files) for sid, group in groups.items()}
+        if rollups:
+            await conn.execute(_ROLLUP, *_file_columns(files), *_rollup_args(rollups))
+        session_ids = sorted(groups)
+        await _close(conn, context, opened["at"], session_ids, rollups.values())
+    return WriteResult(accepted=len(new), duplicates=len(records) - len(new),
+                       session_ids=session_ids, ingested_at=opened["at"])
 
 
-def _rollup_row(p: PreparedEvent) -> dict:
-    """The same keys as _INSERT_EVENTS' RETURNING, from the event itself."""
-    e, t = p.event, p.event.tokens
-    return {
-        "session_id": p.session_id, "kind": e.kind, "ts": e.ts, "model": e.model,
-        "tokens_input": t.input if t else None, "tokens_output": t.output if t else None,
-        "tokens_cache_read": t.cache_read if t else None,
-        "tokens_cache_write": t.cache_write if t else None,
-        "tokens_reasoning": t.reasoning if t else None, "cost_usd": e.cost_usd,
-        "status": e.status, "file_path": _clean(e.file_path), "lines_added": e.lines_added,
-        "lines_removed": e.lines_removed,
-        "prompt": _clean(e.content)[:500] if e.kind == "user_prompt" and e.content else None,
-    }
+async def _close(conn: asyncpg.Connection, context: _ContextArgs, at: datetime,
+                 session_ids: list[str], rollups: Iterable[_Rollup]) -> None:
+    """The context UPDATEs and the notifications (the first one in the same statement)."""
+    payloads = []
+    rollups = list(rollups)
+    if rollups:
+        first = min(r.first_ts for r in rollups)  # type: ignore[type-var]
+        last = max(r.last_ts for r in rollups)  # type: ignore[type-var]
+        for start in range(0, len(session_ids), _NOTIFY_MAX_SESSIONS):
+            payloads.append(_encode({
+                "at": at, "from": first, "to": last + timedelta(microseconds=1),
+                "sessions": session_ids[start:start + _NOTIFY_MAX_SESSIONS],
+            }).decode())
+    await conn.execute(_CLOSE, *context.updates, NOTIFY_CHANNEL,
+                       payloads[0] if payloads else None)
+    for payload in payloads[1:]:
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
 
 
 # --------------------------------------------------------------------------- context
 
 
-async def _upsert_context(conn: asyncpg.Connection, events: list[PreparedEvent],
-                          machines: list[MachineInfo]) -> list[tuple]:
-    facts = {m.key: m for m in machines}
-    machine_seen: dict[str, datetime] = {}
-    projects: dict[uuid.UUID, tuple[str, str, str | None, datetime]] = {}
-    workspaces: dict[uuid.UUID, list] = {}
-    sessions: dict[uuid.UUID, _SessionRow] = {}
+def _derive_context(events: list[PreparedEvent]) -> _Context:
+    """The machine, project, workspace and session rows of the batch.
 
+    Every event folds into them in batch order (later facts win; a session's facts come from
+    its latest event, per field the latest one that has it). Consecutive events of one session
+    with the same context (the usual case) fold as one run: all their facts are equal, so only
+    the run's latest time matters.
+    """
+    ctx = _Context()
+    run: Event | None = None
+    run_sid: str | None = None
+    run_ts: datetime | None = None
     for p in events:
         e = p.event
-        mkey = e.machine
-        machine_seen[mkey] = max(machine_seen.get(mkey, e.ts), e.ts)
-        pid = None
-        if e.project is not None:
-            found = identity.project_key(e.project.remote, e.project.path or e.workspace, mkey)
-            if found:
-                key, name = found
-                pid = identity.project_id(key)
-                prev = projects.get(pid)
-                projects[pid] = (key, e.project.name or name, e.project.remote,
-                                 max(prev[3], e.ts) if prev else e.ts)
-        elif e.workspace:
-            key, name = identity.project_key(None, e.workspace, mkey)  # type: ignore[misc]
+        if (run is not None and e.session == run.session and e.agent == run.agent
+                and e.machine == run.machine and e.workspace == run.workspace
+                and e.project == run.project and e.agent_version == run.agent_version
+                and e.parent_session == run.parent_session):
+            if e.ts > run_ts:  # type: ignore[operator]  # noqa: PLR1730 (no call per event)
+                run_ts = e.ts
+            continue
+        if run is not None:
+            _fold(ctx, run, run_sid, run_ts)  # type: ignore[arg-type]
+        run, run_sid, run_ts = e, p.session_id, e.ts
+    if run is not None:
+        _fold(ctx, run, run_sid, run_ts)  # type: ignore[arg-type]
+    return ctx
+
+
+def _fold(ctx: _Context, e: Event, sid: str, ts: datetime) -> None:
+    """Fold one run of events (the facts of ``e``, latest time ``ts``) into the context."""
+    mkey = e.machine
+    seen = ctx.machine_seen.get(mkey)
+    ctx.machine_seen[mkey] = ts if seen is None else max(seen, ts)
+    projects = ctx.projects
+    pid = None
+    if e.project is not None:
+        found = identity.project_key(e.project.remote, e.project.path or e.workspace, mkey)
+        if found:
+            key, name = found
             pid = identity.project_id(key)
             prev = projects.get(pid)
-            projects[pid] = (key, name, None, max(prev[3], e.ts) if prev else e.ts)
-        wid = None
-        if e.workspace:
-            wid = identity.workspace_id(mkey, e.workspace)
-            prev_ws = workspaces.get(wid)
-            if prev_ws is None or e.ts >= prev_ws[6]:
-                workspaces[wid] = [wid, identity.machine_id(mkey), pid, e.workspace,
+            projects[pid] = (key, e.project.name or name, e.project.remote,
+                             max(prev[3], ts) if prev else ts)
+    elif e.workspace:
+        key, name = identity.project_key(None, e.workspace, mkey)  # type: ignore[misc]
+        pid = identity.project_id(key)
+        prev = projects.get(pid)
+        projects[pid] = (key, name, None, max(prev[3], ts) if prev else ts)
+    wid = None
+    if e.workspace:
+        wid = identity.workspace_id(mkey, e.workspace)
+        prev_ws = ctx.workspaces.get(wid)
+        if prev_ws is None or ts >= prev_ws[6]:
+            ctx.workspaces[wid] = [wid, identity.machine_id(mkey), pid, e.workspace,
                                    e.project.branch if e.project else None,
-                                   e.project.commit if e.project else None, e.ts]
-        row = sessions.get(p.session_id)
-        if row is None:
-            row = sessions[p.session_id] = _SessionRow(id=p.session_id, agent=e.agent,
-                                                       native_id=e.session)
-        if row.last_ts is None or e.ts >= row.last_ts:
-            row.last_ts = e.ts
-            row.machine = identity.machine_id(mkey)
-            row.project = pid or row.project
-            row.workspace = wid or row.workspace
-            row.agent_version = e.agent_version or row.agent_version
-            if e.project is not None:
-                row.git_branch = e.project.branch or row.git_branch
-                row.git_commit = e.project.commit or row.git_commit
-        if e.parent_session:
-            row.parent = identity.session_id(e.agent, e.parent_session)
-            row.parent_native = e.parent_session
-
-    touches = await _upsert_machines(conn, machine_seen, facts)
-    if projects:
-        ordered = sorted(projects.items())
-        await conn.execute(
-            """INSERT INTO project (id, key, name, remote_url, last_seen_at)
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-                    AS d(id, key, name, remote, seen)
-               WHERE NOT EXISTS (SELECT 1 FROM project p WHERE p.id = d.id)
-               ORDER BY 1 ON CONFLICT DO NOTHING""",
-            [k for k, _ in ordered], [v[0] for _, v in ordered], [v[1] for _, v in ordered],
-            [v[2] for _, v in ordered], [v[3] for _, v in ordered])
-        touches.append((
-            """UPDATE project p SET last_seen_at = greatest(p.last_seen_at, d.seen),
-                      remote_url = coalesce(d.remote, p.remote_url)
-               FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS d(id, remote, seen)
-               WHERE p.id = d.id AND (p.last_seen_at < d.seen - interval '1 minute'
-                                      OR (d.remote IS NOT NULL AND p.remote_url IS DISTINCT FROM d.remote))""",
-            [k for k, _ in ordered], [v[2] for _, v in ordered], [v[3] for _, v in ordered]))
-    if workspaces:
-        rows = [workspaces[k] for k in sorted(workspaces)]
-        cols = list(zip(*rows))
-        await conn.execute(
-            """INSERT INTO workspace (id, machine, project, path, branch, commit, last_seen_at)
-               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                                    $6::text[], $7::timestamptz[])
-                    AS d(id, machine, project, path, branch, commit, seen)
-               WHERE NOT EXISTS (SELECT 1 FROM workspace w WHERE w.id = d.id)
-               ORDER BY 1 ON CONFLICT DO NOTHING""", *map(list, cols))
-        touches.append((
-            """UPDATE workspace w SET last_seen_at = greatest(w.last_seen_at, d.seen),
-                      project = coalesce(d.project, w.project),
-                      branch = coalesce(d.branch, w.branch), commit = coalesce(d.commit, w.commit)
-               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
-                    AS d(id, project, branch, commit, seen)
-               WHERE w.id = d.id AND (w.last_seen_at < d.seen - interval '1 minute'
-                  OR (d.project IS NOT NULL AND w.project IS DISTINCT FROM d.project)
-                  OR (d.branch IS NOT NULL AND w.branch IS DISTINCT FROM d.branch)
-                  OR (d.commit IS NOT NULL AND w.commit IS DISTINCT FROM d.commit))""",
-            list(cols[0]), list(cols[2]), list(cols[4]), list(cols[5]), list(cols[6])))
-    await _upsert_sessions(conn, sessions)
-    return touches
-
-
-async def _upsert_machines(conn: asyncpg.Connection, seen: dict[str, datetime],
-                           facts: dict[str, MachineInfo]) -> list[tuple]:
-    keys = sorted(seen, key=identity.machine_id)
-    if not keys:
-        return []
-    f = [facts.get(k) for k in keys]
-    args = (
-        [identity.machine_id(k) for k in keys], keys,
-        [(m.hostname or k) if m else k for k, m in zip(keys, f)],
-        [m.username if m else None for m in f], [m.os if m else None for m in f],
-        [m.os_version if m else None for m in f], [m.arch if m else None for m in f],
-        [m.kind if m else "local" for m in f], [seen[k] for k in keys],
-        [m is not None for m in f],
-    )
-    await conn.execute(
-        """INSERT INTO machine (id, key, hostname, username, os, os_version, arch, kind, last_seen_at)
-           SELECT id, key, hostname, username, os, os_version, arch, kind, seen
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                       $7::text[], $8::text[], $9::timestamptz[], $10::bool[])
-                AS d(id, key, hostname, username, os, os_version, arch, kind, seen, has_facts)
-           WHERE NOT EXISTS (SELECT 1 FROM machine m WHERE m.id = d.id)
-           ORDER BY 1 ON CONFLICT DO NOTHING""", *args)
-    return [(
-        """UPDATE machine m SET last_seen_at = greatest(m.last_seen_at, d.seen),
-                  hostname = CASE WHEN d.has_facts THEN d.hostname ELSE m.hostname END,
-                  username = CASE WHEN d.has_facts THEN d.username ELSE m.username END,
-                  os = CASE WHEN d.has_facts THEN d.os ELSE m.os END,
-                  os_version = CASE WHEN d.has_facts THEN d.os_version ELSE m.os_version END,
-                  arch = CASE WHEN d.has_facts THEN d.arch ELSE m.arch END,
-                  kind = CASE WHEN d.has_facts THEN d.kind ELSE m.kind END
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                       $7::text[], $8::text[], $9::timestamptz[], $10::bool[])
-                AS d(id, key, hostname, username, os, os_version, arch, kind, seen, has_facts)
-           WHERE m.id = d.id AND (m.last_seen_at < d.seen - interval '1 minute'
-              OR (d.has_facts AND (m.hostname, m.username, m.os, m.os_version, m.arch, m.kind)
-                  IS DISTINCT FROM (d.hostname, d.username, d.os, d.os_version, d.arch, d.kind)))""",
-        *args)]
-
-
-async def _upsert_sessions(conn: asyncpg.Connection, sessions: dict[uuid.UUID, _SessionRow]) -> None:
-    # A parent referenced before its own events arrive gets a placeholder row (same id, so
-    # its events fill it in later).
-    parents = {row.parent: (row.agent, row.parent_native) for row in sessions.values()
-               if row.parent and row.parent not in sessions}
-    if parents:
-        todo = sorted(parents)
-        await conn.execute(
-            """INSERT INTO agent_session (id, agent, native_id)
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) ORDER BY 1
-               ON CONFLICT DO NOTHING""",
-            todo, [parents[p][0] for p in todo], [parents[p][1] for p in todo])
-    rows = [sessions[k] for k in sorted(sessions)]
-    await conn.execute(
-        """INSERT INTO agent_session (id, agent, native_id, parent, project, machine, workspace,
-                                      agent_version, git_branch, git_commit)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
-                                $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[])
-           ORDER BY 1
-           ON CONFLICT (id) DO UPDATE SET
-               parent = coalesce(agent_session.parent, EXCLUDED.parent),
-               project = coalesce(EXCLUDED.project, agent_session.project),
-               machine = coalesce(EXCLUDED.machine, agent_session.machine),
-               workspace = coalesce(EXCLUDED.workspace, agent_session.workspace),
-               agent_version = coalesce(EXCLUDED.agent_version, agent_session.agent_version),
-               git_branch = coalesce(EXCLUDED.git_branch, agent_session.git_branch),
-               git_commit = coalesce(EXCLUDED.git_commit, agent_session.git_commit)
-           WHERE (agent_session.parent IS NULL AND EXCLUDED.parent IS NOT NULL)
-              OR (EXCLUDED.project IS NOT NULL AND EXCLUDED.project IS DISTINCT FROM agent_session.project)
-              OR (EXCLUDED.machine IS NOT NULL AND EXCLUDED.machine IS DISTINCT FROM agent_session.machine)
-              OR (EXCLUDED.workspace IS NOT NULL AND EXCLUDED.workspace IS DISTINCT FROM agent_session.workspace)
-              OR (EXCLUDED.agent_version IS NOT NULL AND EXCLUDED.agent_version IS DISTINCT FROM agent_session.agent_version)
-              OR (EXCLUDED.git_branch IS NOT NULL AND EXCLUDED.git_branch IS DISTINCT FROM agent_session.git_branch)
-              OR (EXCLUDED.git_commit IS NOT NULL AND EXCLUDED.git_commit IS DISTINCT FROM agent_session.git_commit)""",
-        [r.id for r in rows], [r.agent for r in rows], [r.native_id for r in rows],
-        [r.parent for r in rows], [r.project for r in rows], [r.machine for r in rows],
-        [r.workspace for r in rows], [r.agent_version for r in rows],
-        [r.git_branch for r in rows], [r.git_commit for r in rows])
+                                   e.project.commit if e.project else None, ts]
+    row = ctx.sessions.get(sid)
+    if row is None:
+        row = ctx.sessions[sid] = _SessionRow(id=sid, agent=e.agent, native_id=e.session)
+    if row.last_ts is None or ts >= row.last_ts:
+        row.last_ts = ts
+        row.machine = identity.machine_id(mkey)
+        row.project = pid or row.project
+        row.workspace = wid or row.workspace
+        row.agent_version = e.agent_version or row.agent_version
+        if e.project is not None:
+            row.git_branch = e.project.branch or row.git_branch
+            row.git_commit = e.project.commit or row.git_commit
+    if e.parent_session:
+        row.parent = identity.session_key(e.agent, e.parent_session)
+        row.parent_native = e.parent_session
 
 
 # --------------------------------------------------------------------------- rollups
 
 
-async def _apply_rollups(conn: asyncpg.Connection, inserted: list[asyncpg.Record]) -> list[uuid.UUID]:
-    if not inserted:
-        return []
-    rollups: dict[uuid.UUID, _Rollup] = defaultdict(_Rollup)
-    files: dict[tuple[uuid.UUID, str], list] = {}
-    for r in inserted:
-        s = rollups[r["session_id"]]
-        kind, ts = r["kind"], r["ts"]
-        s.events += 1
-        s.first_ts = ts if s.first_ts is None else min(s.first_ts, ts)
-        s.last_ts = ts if s.last_ts is None else max(s.last_ts, ts)
-        if kind == "user_prompt":
-            s.prompts += 1
-            prompt = (r["prompt"] or "").strip()
-            if prompt and (s.title_ts is None or ts < s.title_ts):
-                s.title, s.title_ts = _shorten(prompt), ts
-        elif kind == "llm_call":
-            s.llm_calls += 1
-            if r["model"]:
-                s.models.add(r["model"])
-        elif kind == "tool_call":
-            s.tool_calls += 1
-        elif kind == "session_end":
-            s.ended_at = ts if s.ended_at is None else max(s.ended_at, ts)
-        if r["status"] == "error" and kind in ("tool_call", "tool_result"):
-            s.tool_errors += 1
-        s.tokens_input += r["tokens_input"] or 0
-        s.tokens_output += r["tokens_output"] or 0
-        s.tokens_cache_read += r["tokens_cache_read"] or 0
-        s.tokens_cache_write += r["tokens_cache_write"] or 0
-        s.tokens_reasoning += r["tokens_reasoning"] or 0
-        if r["cost_usd"] is not None:
-            s.cost = (s.cost or 0.0) + float(r["cost_usd"])
-        if r["file_path"]:
-            key = (r["session_id"], r["file_path"])
-            f = files.get(key)
-            if f is None:
-                files[key] = [ts, ts, 1, r["lines_added"] or 0, r["lines_removed"] or 0]
-            else:
-                f[0], f[1] = min(f[0], ts), max(f[1], ts)
-                f[2] += 1
-                f[3] += r["lines_added"] or 0
-                f[4] += r["lines_removed"] or 0
+@dataclass(slots=True)
+class _Rollup:
+    """What one batch adds to one session."""
 
-    if files:
-        keys = sorted(files)
-        new_files = await conn.fetch(
-            """INSERT INTO session_file AS f (session_id, path, first_ts, last_ts, touches,
-                                              lines_added, lines_removed)
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-                                    $5::int[], $6::int[], $7::int[]) ORDER BY 1, 2
-               ON CONFLICT (session_id, path) DO UPDATE SET
-                   first_ts = least(f.first_ts, EXCLUDED.first_ts),
-                   last_ts = greatest(f.last_ts, EXCLUDED.last_ts),
-                   touches = f.touches + EXCLUDED.touches,
-                   lines_added = f.lines_added + EXCLUDED.lines_added,
-                   lines_removed = f.lines_removed + EXCLUDED.lines_removed
-               RETURNING session_id, (xmax = 0) AS inserted""",
-            [k[0] for k in keys], [k[1] for k in keys], *(
-                [files[k][i] for k in keys] for i in range(5)))
-        for row in new_files:
-            if row["inserted"]:
-                rollups[row["session_id"]].new_files += 1
+    events: int
+    prompts: int
+    llm_calls: int
+    tool_calls: int
+    tool_errors: int
+    tokens_input: int
+    tokens_output: int
+    tokens_cache_read: int
+    tokens_cache_write: int
+    tokens_reasoning: int
+    cost: float | None
+    first_ts: datetime | None
+    last_ts: datetime | None
+    ended_at: datetime | None
+    title: str | None
+    title_ts: datetime | None
+    models: str  # JSON array, sorted
+    new_files: int = 0  # paths new to session_file (set for sessions new to the database)
 
-    ids = sorted(rollups)
-    rs = [rollups[i] for i in ids]
-    await conn.execute(
-        """UPDATE agent_session s SET
-               event_count = s.event_count + d.events,
-               prompt_count = s.prompt_count + d.prompts,
-               llm_call_count = s.llm_call_count + d.llm_calls,
-               tool_call_count = s.tool_call_count + d.tool_calls,
-               tool_error_count = s.tool_error_count + d.tool_errors,
-               tokens_input = s.tokens_input + d.t_in,
-               tokens_output = s.tokens_output + d.t_out,
-               tokens_cache_read = s.tokens_cache_read + d.t_cr,
-               tokens_cache_write = s.tokens_cache_write + d.t_cw,
-               tokens_reasoning = s.tokens_reasoning + d.t_re,
-               cost_usd = CASE WHEN d.cost IS NULL THEN s.cost_usd
-                               ELSE coalesce(s.cost_usd, 0) + d.cost END,
-               title = CASE WHEN d.title IS NOT NULL
-                             AND (s.title IS NULL OR s.started_at IS NULL OR d.title_ts < s.started_at)
-                            THEN d.title ELSE s.title END,
-               started_at = least(s.started_at, d.first_ts),
-               last_event_at = greatest(s.last_event_at, d.last_ts),
-               ended_at = greatest(s.ended_at, d.ended_at),
-               status = CASE WHEN d.ended_at IS NOT NULL OR s.ended_at IS NOT NULL THEN 'ended'
-                             ELSE s.status END,
-               models = CASE WHEN d.models = '[]'::jsonb THEN s.models ELSE (
-                   SELECT coalesce(jsonb_agg(m ORDER BY m), '[]'::jsonb) FROM (
-                       SELECT jsonb_array_elements_text(s.models)
-                       UNION SELECT jsonb_array_elements_text(d.models)) AS u(m)) END,
-               files_touched = s.files_touched + d.new_files,
-               updated_at = now()
-           FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[],
-                       $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
-                       $12::float8[], $13::text[], $14::timestamptz[], $15::timestamptz[],
-                       $16::timestamptz[], $17::timestamptz[], $18::int[], $19::jsonb[])
-                AS d(id, events, prompts, llm_calls, tool_calls, tool_errors, t_in, t_out,
-                     t_cr, t_cw, t_re, cost, title, title_ts, first_ts, last_ts, ended_at,
-                     new_files, models)
-           WHERE s.id = d.id""",
-        ids, [r.events for r in rs], [r.prompts for r in rs], [r.llm_calls for r in rs],
-        [r.tool_calls for r in rs], [r.tool_errors for r in rs], [r.tokens_input for r in rs],
-        [r.tokens_output for r in rs], [r.tokens_cache_read for r in rs],
-        [r.tokens_cache_write for r in rs], [r.tokens_reasoning for r in rs],
-        [r.cost for r in rs], [r.title for r in rs], [r.title_ts for r in rs],
-        [r.first_ts for r in rs], [r.last_ts for r in rs], [r.ended_at for r in rs],
-        [r.new_files for r in rs], [msgspec.json.encode(sorted(r.models)).decode() for r in rs])
-    return ids
+
+_EMPTY = _Rollup(events=0, prompts=0, llm_calls=0, tool_calls=0, tool_errors=0, tokens_input=0,
+                 tokens_output=0, tokens_cache_read=0, tokens_cache_write=0, tokens_reasoning=0,
+                 cost=None, first_ts=None, last_ts=None, ended_at=None, title=None,
+                 title_ts=None, models="[]")
+
+
+def _rollup(records: list[tuple], files: dict[tuple[str, str], list]) -> _Rollup:
+    """One session's new records (in id order) → its rollup; adds its files to ``files``."""
+    cols = list(zip(*records))
+    ts, kinds, status = cols[_TS], cols[_KIND], cols[_STATUS]
+    ended = None
+    if "session_end" in kinds:
+        ended = max(t for t, k in zip(ts, kinds) if k == "session_end")
+    title = title_ts = None
+    if "user_prompt" in kinds:
+        for t, k, content in zip(ts, kinds, cols[_CONTENT]):
+            if k == "user_prompt" and content:
+                prompt = content[:500].strip()
+                if prompt and (title_ts is None or t < title_ts):
+                    title, title_ts = prompt, t
+    models: set[str] = set()
+    if "llm_call" in kinds:
+        models = {m for m, k in zip(cols[_MODEL], kinds) if m and k == "llm_call"}
+    tool_errors = 0
+    if "error" in status:
+        tool_errors = sum(1 for s, k in zip(status, kinds)
+                          if s == "error" and (k == "tool_call" or k == "tool_result"))
+    cost = None
+    for c in cols[_COST]:
+        if c is not None:
+            cost = (cost or 0.0) + float(c)
+    paths = cols[_FILE]
+    if paths.count(None) != len(paths):
+        sid = records[0][_SESSION]
+        for path, t, added, removed in zip(paths, ts, cols[_ADDED], cols[_REMOVED]):
+            if path:
+                key = (sid, path)
+                f = files.get(key)
+                if f is None:
+                    files[key] = [t, t, 1, added or 0, removed or 0]
+                else:
+                    f[0] = min(f[0], t)
+                    f[1] = max(f[1], t)
+                    f[2] += 1
+                    f[3] += added or 0
+                    f[4] += removed or 0
+    return _Rollup(
+        events=len(records), prompts=kinds.count("user_prompt"),
+        llm_calls=kinds.count("llm_call"), tool_calls=kinds.count("tool_call"),
+        tool_errors=tool_errors,
+        tokens_input=sum(filter(None, cols[_T_IN])), tokens_output=sum(filter(None, cols[_T_OUT])),
+        tokens_cache_read=sum(filter(None, cols[_T_CR])),
+        tokens_cache_write=sum(filter(None, cols[_T_CW])),
+        tokens_reasoning=sum(filter(None, cols[_T_RE])),
+        cost=cost, first_ts=min(ts), last_ts=max(ts), ended_at=ended,
+        title=_shorten(title) if title else None, title_ts=title_ts,
+        models=_encode(sorted(models)).decode(),
+    )
 
 
 def _shorten(text: str) -> str:
@@ -531,12 +464,279 @@ def _shorten(text: str) -> str:
     return line if len(line) <= _TITLE_MAX else line[: _TITLE_MAX - 1].rstrip() + "…"
 
 
-async def _notify(conn: asyncpg.Connection, session_ids: list[uuid.UUID], at: datetime,
-                  first: datetime, last: datetime) -> None:
-    for start in range(0, len(session_ids), _NOTIFY_MAX_SESSIONS):
-        chunk = session_ids[start:start + _NOTIFY_MAX_SESSIONS]
-        payload = msgspec.json.encode({
-            "at": at, "from": first, "to": last + timedelta(microseconds=1),
-            "sessions": [str(s) for s in chunk],
-        }).decode()
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
+# --------------------------------------------------------------------------- statements
+
+# Opens the transaction: the context rows not stored yet (machines, projects, workspaces,
+# placeholder parents), then the sessions' upsert, which locks them in id order. The scalar
+# subqueries read the CTEs left to right, which runs them in that order (an unread
+# data-modifying CTE runs only after the main query: so does cf, after the sessions). Sessions
+# new to the database are inserted with their rollups when the caller passes them (models
+# sorted by PostgreSQL, as the rollup UPDATE does), and their session_file rows (cf; foreign
+# keys are checked at the end of the statement); ``created`` names them.
+_OPEN = """
+WITH cm AS (
+    INSERT INTO machine (id, key, hostname, username, os, os_version, arch, kind, last_seen_at)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::timestamptz[])
+         AS d(id, key, hostname, username, os, os_version, arch, kind, seen)
+    WHERE NOT EXISTS (SELECT 1 FROM machine m WHERE m.id = d.id)
+    ORDER BY 1 ON CONFLICT DO NOTHING
+    RETURNING 1
+), cp AS (
+    INSERT INTO project (id, key, name, remote_url, last_seen_at)
+    SELECT * FROM unnest($10::uuid[], $11::text[], $12::text[], $13::text[], $14::timestamptz[])
+         AS d(id, key, name, remote, seen)
+    WHERE NOT EXISTS (SELECT 1 FROM project p WHERE p.id = d.id)
+    ORDER BY 1 ON CONFLICT DO NOTHING
+    RETURNING 1
+), cw AS (
+    INSERT INTO workspace (id, machine, project, path, branch, commit, last_seen_at)
+    SELECT * FROM unnest($15::uuid[], $16::uuid[], $17::uuid[], $18::text[], $19::text[],
+                         $20::text[], $21::timestamptz[])
+         AS d(id, machine, project, path, branch, commit, seen)
+    WHERE NOT EXISTS (SELECT 1 FROM workspace w WHERE w.id = d.id)
+    ORDER BY 1 ON CONFLICT DO NOTHING
+    RETURNING 1
+), cparent AS (
+    -- a parent referenced before its own events arrive: a placeholder row (same id, so its
+    -- events fill it in later)
+    INSERT INTO agent_session (id, agent, native_id)
+    SELECT * FROM unnest($22::uuid[], $23::text[], $24::text[]) ORDER BY 1
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), cs AS (
+    INSERT INTO agent_session AS s (id, agent, native_id, parent, project, machine, workspace,
+                                    agent_version, git_branch, git_commit, event_count,
+                                    prompt_count, llm_call_count, tool_call_count,
+                                    tool_error_count, files_touched, tokens_input, tokens_output,
+                                    tokens_cache_read, tokens_cache_write, tokens_reasoning,
+                                    cost_usd, title, started_at, last_event_at, ended_at, status,
+                                    models)
+    SELECT d.id, d.agent, d.native_id, d.parent, d.project, d.machine, d.workspace,
+           d.agent_version, d.git_branch, d.git_commit, d.events, d.prompts, d.llm_calls,
+           d.tool_calls, d.tool_errors, d.new_files, d.t_in, d.t_out, d.t_cr, d.t_cw, d.t_re,
+           d.cost, d.title, d.first_ts, d.last_ts, d.ended_at,
+           CASE WHEN d.ended_at IS NULL THEN 'active' ELSE 'ended' END,
+           (SELECT coalesce(jsonb_agg(m ORDER BY m), '[]'::jsonb)
+              FROM (SELECT DISTINCT jsonb_array_elements_text(d.models)) AS u(m))
+    FROM unnest($25::uuid[], $26::text[], $27::text[], $28::uuid[], $29::uuid[], $30::uuid[],
+                $31::uuid[], $32::text[], $33::text[], $34::text[], $35::int[], $36::int[],
+                $37::int[], $38::int[], $39::int[], $40::int[], $41::bigint[], $42::bigint[],
+                $43::bigint[], $44::bigint[], $45::bigint[], $46::float8[], $47::text[],
+                $48::timestamptz[], $49::timestamptz[], $50::timestamptz[], $51::jsonb[])
+         AS d(id, agent, native_id, parent, project, machine, workspace, agent_version,
+              git_branch, git_commit, events, prompts, llm_calls, tool_calls, tool_errors,
+              new_files, t_in, t_out, t_cr, t_cw, t_re, cost, title, first_ts, last_ts,
+              ended_at, models)
+    ORDER BY 1
+    ON CONFLICT (id) DO UPDATE SET
+        parent = coalesce(s.parent, EXCLUDED.parent),
+        project = coalesce(EXCLUDED.project, s.project),
+        machine = coalesce(EXCLUDED.machine, s.machine),
+        workspace = coalesce(EXCLUDED.workspace, s.workspace),
+        agent_version = coalesce(EXCLUDED.agent_version, s.agent_version),
+        git_branch = coalesce(EXCLUDED.git_branch, s.git_branch),
+        git_commit = coalesce(EXCLUDED.git_commit, s.git_commit)
+    WHERE (s.parent IS NULL AND EXCLUDED.parent IS NOT NULL)
+       OR (EXCLUDED.project IS NOT NULL AND EXCLUDED.project IS DISTINCT FROM s.project)
+       OR (EXCLUDED.machine IS NOT NULL AND EXCLUDED.machine IS DISTINCT FROM s.machine)
+       OR (EXCLUDED.workspace IS NOT NULL AND EXCLUDED.workspace IS DISTINCT FROM s.workspace)
+       OR (EXCLUDED.agent_version IS NOT NULL AND EXCLUDED.agent_version IS DISTINCT FROM s.agent_version)
+       OR (EXCLUDED.git_branch IS NOT NULL AND EXCLUDED.git_branch IS DISTINCT FROM s.git_branch)
+       OR (EXCLUDED.git_commit IS NOT NULL AND EXCLUDED.git_commit IS DISTINCT FROM s.git_commit)
+    RETURNING id, (xmax = 0) AS created
+), cf AS (
+    -- the files of the sessions just created: all new, no upsert needed
+    INSERT INTO session_file (session_id, path, first_ts, last_ts, touches, lines_added,
+                              lines_removed)
+    SELECT * FROM unnest($52::uuid[], $53::text[], $54::timestamptz[], $55::timestamptz[],
+                         $56::int[], $57::int[], $58::int[])
+         AS f(session_id, path, first_ts, last_ts, touches, lines_added, lines_removed)
+    WHERE f.session_id IN (SELECT id FROM cs WHERE created)
+    ORDER BY 1, 2
+)
+SELECT now() AS at,
+       (SELECT count(*) FROM cm) + (SELECT count(*) FROM cp) + (SELECT count(*) FROM cw)
+           + (SELECT count(*) FROM cparent) AS context_rows,
+       (SELECT coalesce(array_agg(id), '{}') FROM cs WHERE created) AS created
+"""
+
+# Rollups: session_file (locked in (session, path) order), then the sessions' counters (their
+# rows are locked already), files_touched counting the paths new to session_file.
+_ROLLUP = """
+WITH f AS (
+    INSERT INTO session_file AS f (session_id, path, first_ts, last_ts, touches, lines_added,
+                                   lines_removed)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                         $5::int[], $6::int[], $7::int[]) ORDER BY 1, 2
+    ON CONFLICT (session_id, path) DO UPDATE SET
+        first_ts = least(f.first_ts, EXCLUDED.first_ts),
+        last_ts = greatest(f.last_ts, EXCLUDED.last_ts),
+        touches = f.touches + EXCLUDED.touches,
+        lines_added = f.lines_added + EXCLUDED.lines_added,
+        lines_removed = f.lines_removed + EXCLUDED.lines_removed
+    RETURNING session_id, (xmax = 0) AS inserted
+), nf AS (
+    SELECT session_id, count(*) FILTER (WHERE inserted) AS n FROM f GROUP BY session_id
+)
+UPDATE agent_session s SET
+    event_count = s.event_count + d.events,
+    prompt_count = s.prompt_count + d.prompts,
+    llm_call_count = s.llm_call_count + d.llm_calls,
+    tool_call_count = s.tool_call_count + d.tool_calls,
+    tool_error_count = s.tool_error_count + d.tool_errors,
+    tokens_input = s.tokens_input + d.t_in,
+    tokens_output = s.tokens_output + d.t_out,
+    tokens_cache_read = s.tokens_cache_read + d.t_cr,
+    tokens_cache_write = s.tokens_cache_write + d.t_cw,
+    tokens_reasoning = s.tokens_reasoning + d.t_re,
+    cost_usd = CASE WHEN d.cost IS NULL THEN s.cost_usd
+                    ELSE coalesce(s.cost_usd, 0) + d.cost END,
+    title = CASE WHEN d.title IS NOT NULL
+                  AND (s.title IS NULL OR s.started_at IS NULL OR d.title_ts < s.started_at)
+                 THEN d.title ELSE s.title END,
+    started_at = least(s.started_at, d.first_ts),
+    last_event_at = greatest(s.last_event_at, d.last_ts),
+    ended_at = greatest(s.ended_at, d.ended_at),
+    status = CASE WHEN d.ended_at IS NOT NULL OR s.ended_at IS NOT NULL THEN 'ended'
+                  ELSE s.status END,
+    models = CASE WHEN d.models = '[]'::jsonb THEN s.models ELSE (
+        SELECT coalesce(jsonb_agg(m ORDER BY m), '[]'::jsonb) FROM (
+            SELECT jsonb_array_elements_text(s.models)
+            UNION SELECT jsonb_array_elements_text(d.models)) AS u(m)) END,
+    files_touched = s.files_touched + coalesce(nf.n, 0),
+    updated_at = now()
+FROM unnest($8::uuid[], $9::int[], $10::int[], $11::int[], $12::int[], $13::int[],
+            $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[],
+            $19::float8[], $20::text[], $21::timestamptz[], $22::timestamptz[],
+            $23::timestamptz[], $24::timestamptz[], $25::jsonb[])
+     AS d(id, events, prompts, llm_calls, tool_calls, tool_errors, t_in, t_out, t_cr, t_cw,
+          t_re, cost, title, title_ts, first_ts, last_ts, ended_at, models)
+     LEFT JOIN nf ON nf.session_id = d.id
+WHERE s.id = d.id
+"""
+
+# Closes the transaction: machines, projects, workspaces get an UPDATE only where facts changed
+# or last_seen_at is more than a minute old (their row locks are then held only until COMMIT),
+# and the first notification.
+_CLOSE = """
+WITH cm AS (
+    UPDATE machine m SET last_seen_at = greatest(m.last_seen_at, d.seen),
+           hostname = CASE WHEN d.has_facts THEN d.hostname ELSE m.hostname END,
+           username = CASE WHEN d.has_facts THEN d.username ELSE m.username END,
+           os = CASE WHEN d.has_facts THEN d.os ELSE m.os END,
+           os_version = CASE WHEN d.has_facts THEN d.os_version ELSE m.os_version END,
+           arch = CASE WHEN d.has_facts THEN d.arch ELSE m.arch END,
+           kind = CASE WHEN d.has_facts THEN d.kind ELSE m.kind END
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::timestamptz[], $9::bool[])
+         AS d(id, hostname, username, os, os_version, arch, kind, seen, has_facts)
+    WHERE m.id = d.id AND (m.last_seen_at < d.seen - interval '1 minute'
+       OR (d.has_facts AND (m.hostname, m.username, m.os, m.os_version, m.arch, m.kind)
+           IS DISTINCT FROM (d.hostname, d.username, d.os, d.os_version, d.arch, d.kind)))
+    RETURNING 1
+), cp AS (
+    UPDATE project p SET last_seen_at = greatest(p.last_seen_at, d.seen),
+           remote_url = coalesce(d.remote, p.remote_url)
+    FROM unnest($10::uuid[], $11::text[], $12::timestamptz[]) AS d(id, remote, seen)
+    WHERE p.id = d.id AND (p.last_seen_at < d.seen - interval '1 minute'
+                           OR (d.remote IS NOT NULL AND p.remote_url IS DISTINCT FROM d.remote))
+    RETURNING 1
+), cw AS (
+    UPDATE workspace w SET last_seen_at = greatest(w.last_seen_at, d.seen),
+           project = coalesce(d.project, w.project),
+           branch = coalesce(d.branch, w.branch), commit = coalesce(d.commit, w.commit)
+    FROM unnest($13::uuid[], $14::uuid[], $15::text[], $16::text[], $17::timestamptz[])
+         AS d(id, project, branch, commit, seen)
+    WHERE w.id = d.id AND (w.last_seen_at < d.seen - interval '1 minute'
+       OR (d.project IS NOT NULL AND w.project IS DISTINCT FROM d.project)
+       OR (d.branch IS NOT NULL AND w.branch IS DISTINCT FROM d.branch)
+       OR (d.commit IS NOT NULL AND w.commit IS DISTINCT FROM d.commit))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM cm) + (SELECT count(*) FROM cp) + (SELECT count(*) FROM cw),
+       (SELECT pg_notify($18, $19) WHERE $19::text IS NOT NULL)
+"""
+
+
+@dataclass(slots=True)
+class _ContextArgs:
+    inserts: tuple  # _OPEN's $1–$24
+    updates: tuple  # _CLOSE's $1–$17
+
+
+def _context_args(ctx: _Context, machines: list[MachineInfo]) -> _ContextArgs:
+    facts = {m.key: m for m in machines}
+    keys = sorted(ctx.machine_seen, key=identity.machine_id)
+    f = [facts.get(k) for k in keys]
+    mids = [identity.machine_id(k) for k in keys]
+    hostnames = [(m.hostname or k) if m else k for k, m in zip(keys, f)]
+    usernames = [m.username if m else None for m in f]
+    oss = [m.os if m else None for m in f]
+    versions = [m.os_version if m else None for m in f]
+    arches = [m.arch if m else None for m in f]
+    kinds = [m.kind if m else "local" for m in f]
+    seen = [ctx.machine_seen[k] for k in keys]
+    projects = sorted(ctx.projects.items())
+    pids = [k for k, _ in projects]
+    remotes = [v[2] for _, v in projects]
+    p_seen = [v[3] for _, v in projects]
+    ws = [ctx.workspaces[k] for k in sorted(ctx.workspaces)]
+    wcols = [list(c) for c in zip(*ws)] if ws else [[] for _ in range(7)]
+    sessions = ctx.sessions
+    parents = {row.parent: (row.agent, row.parent_native) for row in sessions.values()
+               if row.parent and row.parent not in sessions}
+    todo = sorted(parents)
+    return _ContextArgs(
+        inserts=(mids, keys, hostnames, usernames, oss, versions, arches, kinds, seen,
+                 pids, [v[0] for _, v in projects], [v[1] for _, v in projects], remotes, p_seen,
+                 *wcols,
+                 todo, [parents[p][0] for p in todo], [parents[p][1] for p in todo]),
+        updates=(mids, hostnames, usernames, oss, versions, arches, kinds, seen,
+                 [m is not None for m in f],
+                 pids, remotes, p_seen,
+                 wcols[0], wcols[2], wcols[4], wcols[5], wcols[6]),
+    )
+
+
+def _session_args(ctx: _Context, rollups: dict[str, _Rollup] | None) -> tuple:
+    """_OPEN's $25–$51: every session of the batch in id order, with the rollups it gets if it
+    is new to the database (none: zeros, as the column defaults)."""
+    rows = [ctx.sessions[k] for k in sorted(ctx.sessions)]
+    rs = [rollups[r.id] for r in rows] if rollups is not None else [_EMPTY] * len(rows)
+    return (
+        [r.id for r in rows], [r.agent for r in rows], [r.native_id for r in rows],
+        [r.parent for r in rows], [r.project for r in rows], [r.machine for r in rows],
+        [r.workspace for r in rows], [r.agent_version for r in rows],
+        [r.git_branch for r in rows], [r.git_commit for r in rows],
+        *_rollup_columns(rs, with_files=True, with_title_ts=False),
+    )
+
+
+def _file_columns(files: dict[tuple[str, str], list]) -> tuple:
+    """session_file rows (session, path, first_ts, last_ts, touches, lines added, removed), in
+    key order."""
+    keys = sorted(files)
+    return ([k[0] for k in keys], [k[1] for k in keys],
+            *([files[k][i] for k in keys] for i in range(5)))
+
+
+def _rollup_args(rollups: dict[str, _Rollup]) -> tuple:
+    """_ROLLUP's $8–$25: the sessions' rollups, in id order."""
+    ids = sorted(rollups)
+    rs = [rollups[i] for i in ids]
+    return (ids, *_rollup_columns(rs, with_files=False, with_title_ts=True))
+
+
+def _rollup_columns(rs: list[_Rollup], *, with_files: bool, with_title_ts: bool) -> list[list]:
+    return [
+        [r.events for r in rs], [r.prompts for r in rs], [r.llm_calls for r in rs],
+        [r.tool_calls for r in rs], [r.tool_errors for r in rs],
+        *([[r.new_files for r in rs]] if with_files else []),
+        [r.tokens_input for r in rs], [r.tokens_output for r in rs],
+        [r.tokens_cache_read for r in rs], [r.tokens_cache_write for r in rs],
+        [r.tokens_reasoning for r in rs], [r.cost for r in rs], [r.title for r in rs],
+        *([[r.title_ts for r in rs]] if with_title_ts else []),
+        [r.first_ts for r in rs], [r.last_ts for r in rs], [r.ended_at for r in rs],
+        [r.models for r in rs],
+    ]

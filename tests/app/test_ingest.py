@@ -127,6 +127,75 @@ async def test_duplicates_inside_one_batch_count_once(client, database_url) -> N
     assert (s["event_count"], s["tokens_input"], s["tokens_output"]) == (1, 5, 7)
 
 
+async def test_partly_stored_batch_counts_only_the_new_events(client, database_url) -> None:
+    # the optimistic COPY meets stored events: the batch is written again through ON CONFLICT
+    native = f"s-{uuid.uuid4()}"
+    events = [event(native, n, "llm_call", tokens={"input": 1, "output": 2},
+                    filePath=f"/home/dev/acme/f{n % 3}.py") for n in range(10)]
+    first = await ingest(client, events[:5])
+    assert first == {"accepted": 5, "duplicates": 0, "rejected": []}
+    second = await ingest(client, events[3:])
+    assert second == {"accepted": 5, "duplicates": 2, "rejected": []}
+    s = await session_row(database_url, native)
+    assert (s["event_count"], s["stored_events"], s["tokens_input"], s["tokens_output"]) == (10, 10, 10, 20)
+    assert s["files_touched"] == 3 and [f[1] for f in s["files"]] == [4, 3, 3]
+
+
+async def test_new_and_known_sessions_in_one_batch(client, database_url) -> None:
+    # a session new to the database is inserted with its rollups; a known one is updated
+    known, new = f"s-{uuid.uuid4()}", f"s-{uuid.uuid4()}"
+    await ingest(client, [event(known, 1, "tool_call", filePath="/a.py", tokens={"input": 3})])
+    result = await ingest(client, [
+        event(known, 2, "tool_call", filePath="/a.py"), event(known, 3, "tool_call", filePath="/b.py"),
+        event(new, 1, "user_prompt", content="  first\n prompt "),
+        event(new, 2, "tool_call", filePath="/a.py", linesAdded=4),
+        event(new, 3, "llm_call", model="m-2", tokens={"input": 5, "output": 6}),
+        event(new, 4, "llm_call", model="m-1", tokens={"input": 5, "output": 6}),
+        event(new, 5, "session_end")])
+    assert result == {"accepted": 7, "duplicates": 0, "rejected": []}
+    k, n = await session_row(database_url, known), await session_row(database_url, new)
+    assert (k["event_count"], k["tool_call_count"], k["files_touched"], k["tokens_input"]) == (3, 3, 2, 3)
+    assert [f[:2] for f in k["files"]] == [("/a.py", 2), ("/b.py", 1)]
+    assert (n["event_count"], n["prompt_count"], n["llm_call_count"], n["files_touched"]) == (5, 1, 2, 1)
+    assert (n["tokens_input"], n["tokens_output"], n["title"], n["models"]) == (10, 12, "first prompt", '["m-1", "m-2"]')
+    assert n["status"] == "ended" and n["files"] == [("/a.py", 1, 4, 0)]
+    assert n["started_at"] < n["last_event_at"] == n["ended_at"]
+
+
+async def test_uppercase_ids_are_the_same_events(client, database_url) -> None:
+    # canonical lowercase ids take the typed decode; any other form the general path
+    native = f"s-{uuid.uuid4()}"
+    e = event(native, 1, "llm_call", tokens={"input": 5})
+    upper = dict(e, id=e["id"].upper())
+    assert await ingest(client, [upper]) == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert await ingest(client, [e]) == {"accepted": 0, "duplicates": 1, "rejected": []}
+    assert await ingest(client, [e, upper]) == {"accepted": 0, "duplicates": 2, "rejected": []}
+    assert (await session_row(database_url, native))["event_count"] == 1
+
+
+def test_decode_request_types_only_all_valid_ingest_bodies() -> None:
+    from app.ingest.batch import DecodedBatch, decode_request
+
+    native = f"s-{uuid.uuid4()}"
+    good = [event(native, 1, "user_prompt", content="hi", payload={"k": [1, "\x00"]}), event(native, 2)]
+
+    def body(events: list, query: str = INGEST, **variables: object) -> bytes:
+        return msgspec.json.encode({"query": query, "variables": {"batch": {"events": events}, **variables}})
+
+    request = decode_request(body(good))
+    assert request is not None and request["query"] == INGEST
+    batch = request["variables"]["batch"]
+    assert isinstance(batch, DecodedBatch) and [str(e.id) for e in batch.events] == [g["id"] for g in good]
+    assert batch.payloads == ['{"k":[1,"\\u0000"]}', None]
+    assert decode_request(body([*good, event(native, 3, "telepathy")])) is None  # rejected one by one
+    assert decode_request(body([dict(good[0], id=good[0]["id"].upper())])) is None
+    assert decode_request(body(good, other=1)) is None  # other variables are not dropped
+    assert decode_request(body([dict(good[1], extra="x")])) is None  # unknown fields: not checked
+    assert decode_request(body(good).replace(b'"content"', b'"\xff":1,"content"')) is None
+    assert decode_request(body(good, query="query { health { database } }")) is None
+    assert decode_request(b'{"query": "{ __typename }"}') is None
+
+
 async def test_concurrent_batches_on_one_session(server, database_url) -> None:
     native = f"s-{uuid.uuid4()}"
     events = [event(native, n, "llm_call", tokens={"input": 1, "output": 2}) for n in range(400)]

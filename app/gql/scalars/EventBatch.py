@@ -2,7 +2,9 @@
 
 GraphQL input objects are coerced field by field by graphql-core, which for thousands of events
 costs more than the database write. The batch is therefore one scalar, decoded and validated by
-msgspec (``collector.wire``), event by event, so one bad event is rejected alone.
+msgspec (``collector.wire``), event by event, so one bad event is rejected alone. The GraphQL
+controller decodes an ingest request's body straight into typed events when they are all valid
+(``app.ingest.batch.decode_request``); the scalar then receives that ``DecodedBatch``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any, NewType
 
 import strawberry
 
+from app.ingest.batch import DecodedBatch
 from graphql import ValueNode, value_from_ast_untyped
 
 DESCRIPTION = """A batch of agent events, as JSON (validated by devlog, event by event).
@@ -44,6 +47,8 @@ At most DEVLOG_MAX_BATCH_EVENTS events (default 5000); each event at most DEVLOG
 
 
 def _parse_value(value: Any) -> Any:
+    if isinstance(value, DecodedBatch):  # decoded with the request body (app.asgi), all valid
+        return value
     if not isinstance(value, dict) or not isinstance(value.get("events"), list):
         raise ValueError('EventBatch must be a JSON object with an "events" list')
     return value
