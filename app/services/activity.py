@@ -70,12 +70,16 @@ async def hourly_by_agent(since: datetime, until: datetime) -> list[Bucket]:
 
 
 async def by_machine(since: datetime, until: datetime, limit: int = 8) -> list[PlaceCount]:
+    # Events are counted per session first (one pass over the time range), then the few
+    # sessions are joined to their machines: joining every event to its session is much slower.
     rows = await fetch(
-        """SELECT m.id, coalesce(m.hostname, 'unknown') AS name, count(*) AS events,
-                  count(DISTINCT e.session_id) AS sessions, max(e.ts) AS last_event_at
-           FROM agent_event e JOIN agent_session s ON s.id = e.session_id
+        """WITH per AS MATERIALIZED (
+               SELECT session_id, count(*) AS n, max(ts) AS last FROM agent_event
+               WHERE ts >= $1 AND ts < $2 GROUP BY session_id)
+           SELECT m.id, coalesce(m.hostname, 'unknown') AS name, sum(per.n)::bigint AS events,
+                  count(*) AS sessions, max(per.last) AS last_event_at
+           FROM per JOIN agent_session s ON s.id = per.session_id
            LEFT JOIN machine m ON m.id = s.machine
-           WHERE e.ts >= $1 AND e.ts < $2
            GROUP BY m.id, m.hostname ORDER BY events DESC, name LIMIT $3""", since, until, limit)
     return [PlaceCount(**dict(r)) for r in rows]
 

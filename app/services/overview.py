@@ -63,11 +63,14 @@ async def overview(now: datetime, time_zone: str = "UTC", top: int = 8) -> Overv
                       count(*) FILTER (WHERE status = 'error' AND kind IN ('tool_call', 'tool_result')) AS tool_errors,
                       coalesce(sum(tokens_input), 0) AS t_in, coalesce(sum(tokens_output), 0) AS t_out,
                       coalesce(sum(tokens_cache_read), 0) AS t_cr, coalesce(sum(tokens_cache_write), 0) AS t_cw,
-                      coalesce(sum(tokens_reasoning), 0) AS t_re, sum(cost_usd)::float8 AS cost,
-                      count(DISTINCT session_id) AS sessions
+                      coalesce(sum(tokens_reasoning), 0) AS t_re, sum(cost_usd)::float8 AS cost
                FROM agent_event WHERE ts >= $1 AND ts <= $2""", start, now),
-        fetch("SELECT count(*) AS n FROM agent_session WHERE ended_at IS NULL AND last_event_at >= $1",
-              sessions.active_since(now)),
+        # A session had activity today exactly when its last event is from today: the
+        # session index answers that, instead of a DISTINCT over today's events.
+        fetch("""SELECT count(*) FILTER (WHERE ended_at IS NULL AND last_event_at >= $1) AS n,
+                        count(*) FILTER (WHERE last_event_at >= $2) AS today
+                 FROM agent_session WHERE last_event_at >= least($1, $2)""",
+              sessions.active_since(now), start),
         fetch("""SELECT date_trunc('minute', ts) AS minute, count(*) AS n FROM agent_event
                  WHERE ts >= $1 AND ts <= $2 GROUP BY 1""", hour_ago, now),
         fetch("""SELECT tool_name AS name, count(*) FILTER (WHERE kind = 'tool_call') AS count,
@@ -83,7 +86,7 @@ async def overview(now: datetime, time_zone: str = "UTC", top: int = 8) -> Overv
     counts = {r["minute"]: r["n"] for r in per_minute}
     minutes = [hour_ago + timedelta(minutes=i) for i in range(60)]
     return OverviewRecord(
-        day_start=start, active_sessions=active[0]["n"], sessions_today=today["sessions"],
+        day_start=start, active_sessions=active[0]["n"], sessions_today=active[0]["today"],
         events_today=today["events"], llm_calls_today=today["llm_calls"],
         tool_calls_today=today["tool_calls"], tool_errors_today=today["tool_errors"],
         tokens_input=today["t_in"], tokens_output=today["t_out"], tokens_cache_read=today["t_cr"],

@@ -112,6 +112,12 @@ async def test_every_page_renders_with_data_light_and_dark(server: str, browser)
         await page.close()
 
 
+async def htmx_ready(page) -> None:  # noqa: ANN001
+    """Scripts are deferred: interact only once htmx has processed the page."""
+    await page.wait_for_load_state("load")
+    await page.wait_for_function("() => !!window.htmx")
+
+
 # n rows, every one of them a session of this test (not the previous, unfiltered view)
 ROWS_ARE = """([n, tag]) => {
   const rows = [...document.querySelectorAll('#session-rows tr')];
@@ -129,6 +135,7 @@ async def test_filters_and_pagination_live_in_the_url(server: str, browser) -> N
     await ingest(server, events)
     page = await open_page(browser, server)
     await page.goto(f"{server}/sessions")
+    await htmx_ready(page)
     await page.fill("#q", tag)
     await page.wait_for_url(re.compile(rf"q={tag}"))
     rows = page.locator("#session-rows tr")
@@ -143,6 +150,7 @@ async def test_filters_and_pagination_live_in_the_url(server: str, browser) -> N
     await page.goto(bookmarked)
     assert await rows.count() == 5
     await page.goto(f"{server}/sessions?q={tag}")
+    await htmx_ready(page)
     await page.select_option("select[name=agent]", "codex")
     await page.wait_for_url(re.compile(r"agent=codex"))
     await page.wait_for_function(ROWS_ARE, arg=[11, tag])
