@@ -69,6 +69,7 @@ class Sender:
                         + b',"variables":{"batch":{"machines":[' + msgspec.json.encode(machine)
                         + b'],"events":[')
         self._batch = settings.batch_size
+        self._sent_since_reclaim = False
         self._outbox: Outbox | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -108,6 +109,9 @@ class Sender:
                 continue
             backoff = BACKOFF_START
             if sent == 0:
+                if self._sent_since_reclaim:
+                    self.outbox.reclaim()
+                    self._sent_since_reclaim = False
                 self.wake.clear()
                 await _wait_any(stop, self.wake, 1.0)
 
@@ -128,6 +132,9 @@ class Sender:
                 continue
             failures, backoff = 0, BACKOFF_START
             if sent == 0:
+                if self._sent_since_reclaim:
+                    self.outbox.reclaim()
+                    self._sent_since_reclaim = False
                 return True
             if on_sent:
                 on_sent(sent)
@@ -159,6 +166,7 @@ class Sender:
                 _seq, eid, agent, body = rows[index]
                 rejected.append((eid, agent, str(item.get("reason") or "rejected"), body))
         self.outbox.acknowledge([seq for seq, *_ in rows], rejected)
+        self._sent_since_reclaim = True
         self.totals.accepted += answer.accepted
         self.totals.duplicates += answer.duplicates
         self.totals.rejected += len(rejected)

@@ -170,3 +170,19 @@ def test_metadata_only_sends_no_content(home: Path) -> None:
     assert kinds == ["session_start", "user_prompt"]
     assert b"secret plan" not in b"".join(body for *_x, body in reader.outbox.next_batch(100))
     assert all("content" not in b and "payload" not in b for b in bodies(reader))
+
+
+def test_delivered_events_give_their_space_back(home: Path) -> None:
+    path = log_file(home)
+    path.write_bytes(b"".join(prompt(n, "x" * 4000) for n in range(400)))
+    reader = make_reader(home)
+    reader.scan(ADAPTER, path)
+    db_file = home / "state" / "buffer.sqlite3"
+    reader.outbox.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    full = db_file.stat().st_size
+    sent = reader.outbox.next_batch(10_000)
+    reader.outbox.acknowledge([s for s, *_ in sent], [])
+    reader.outbox.reclaim()
+    reader.outbox.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert reader.outbox.pending() == 0
+    assert db_file.stat().st_size < full / 4, (full, db_file.stat().st_size)
