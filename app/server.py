@@ -58,8 +58,9 @@ async def serve(settings: Settings) -> None:
             )
             server = uvicorn.Server(config)
             shown = f"[{settings.host}]" if ":" in settings.host else settings.host
-            log.info("devlog %s listening on http://%s:%d/graphql (prepared in %.2fs)",
-                     __version__, shown, settings.port, time.perf_counter() - t0)
+            log.info("devlog %s listening: dashboard http://%s:%d/ · GraphQL /graphql "
+                     "(prepared in %.2fs)", __version__, shown, settings.port,
+                     time.perf_counter() - t0)
             await server.serve(sockets=[sock])
             if not server.started:
                 raise DevlogError("the server did not start (see the log above)")
