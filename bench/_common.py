@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
+import subprocess
 import socket
 import time
 from collections.abc import Iterator
@@ -24,10 +26,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
+def scratch_database(prefix: str = "devlog_bench") -> Iterator[str]:
     """A throw-away database on $DEVLOG_BENCH_ADMIN_URL (default: local PostgreSQL)."""
     admin = os.environ.get("DEVLOG_BENCH_ADMIN_URL", LOCAL_ADMIN_URL)
-    name = f"devlog_bench_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
 
     async def run(sql: str) -> None:
         conn = await asyncpg.connect(admin)
@@ -56,6 +58,18 @@ def wait_ready(url: str, timeout: float = 120.0, proc=None) -> float:  # noqa: A
             pass
         time.sleep(0.02)
     raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def stop(proc, timeout: float = 60.0) -> None:  # noqa: ANN001
+    """SIGTERM (a clean shutdown), then SIGKILL if it has not exited within ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:

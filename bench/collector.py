@@ -37,7 +37,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -51,7 +50,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg
 import msgspec
 
-from bench._common import LOCAL_ADMIN_URL, free_port, table, wait_ready
+from bench._common import free_port, scratch_database, stop, table, wait_ready
 from collector.adapters.base import Adapter
 from tests.agent_logs import claude_session, expected_claude
 
@@ -400,23 +398,8 @@ def devlog_cmd(*args: str) -> list[str]:
     return [str(script), *args] if script.exists() else [sys.executable, "-m", "app", *args]
 
 
-@contextlib.contextmanager
-def bench_database() -> Iterator[str]:
-    admin = os.environ.get("DEVLOG_BENCH_ADMIN_URL", LOCAL_ADMIN_URL)
-    name = f"devlog_bench_collector_{secrets.token_hex(4)}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def bench_database() -> contextlib.AbstractContextManager[str]:
+    return scratch_database("devlog_bench_collector")
 
 
 @contextlib.contextmanager
@@ -431,12 +414,7 @@ def devlog_server(db_url: str, tmp: Path) -> Iterator[str]:
             wait_ready(f"http://127.0.0.1:{port}/readyz", proc=proc)
             yield f"http://127.0.0.1:{port}/graphql"
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 60)
 
 
 async def _server_counts(db_url: str) -> dict[str, int]:
@@ -887,12 +865,7 @@ def cmd_idle(args: argparse.Namespace) -> None:
                     threads = len(os.listdir(f"/proc/{proc.pid}/task"))
                     children = len(_tree(proc.pid)) - 1
                 finally:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                    stop(proc, 30)
             counts = asyncio.run(_server_counts(db_url))
         log_tail = (tmp / "collector.log").read_text(errors="replace").strip().splitlines()[-5:]
     stored = sum(counts.values())

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 
-from bench._common import free_port, scratch_database, table, wait_ready  # noqa: E402
+from bench._common import free_port, scratch_database, stop, table, wait_ready  # noqa: E402
 from collector.adapters.base import event_id  # noqa: E402
 from tests.agent_logs import claude_turn  # noqa: E402
 
@@ -102,9 +101,7 @@ def main() -> None:
             prompt_ms, turn_ms = asyncio.run(measure(url, log, args.samples))
         finally:
             for proc in (collector, server):
-                if proc is not None:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(30)
+                stop(proc, 30)
     print(table(["append → committed on the server", "n", "p50", "p95", "max", "mean"], [
         ["one prompt line", len(prompt_ms), pct(prompt_ms, 0.5), pct(prompt_ms, 0.95),
          f"{max(prompt_ms):.0f} ms", f"{statistics.mean(prompt_ms):.0f} ms"],

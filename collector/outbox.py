@@ -89,15 +89,18 @@ class Outbox:
 
     # -- files and cursors --------------------------------------------------------------------
 
-    def file(self, path: str) -> FileRow | None:
-        row = self.db.execute(
-            "SELECT path, agent, dev, ino, size, mtime_ns, offset, state, events, skipped, "
-            "last_error FROM file WHERE path = ?", (path,)).fetchone()
-        if row is None:
-            return None
+    _FILE_COLUMNS = ("SELECT path, agent, dev, ino, size, mtime_ns, offset, state, events, skipped, "
+                     "last_error FROM file")
+
+    @staticmethod
+    def _file_row(row: tuple) -> FileRow:
         return FileRow(path=row[0], agent=row[1], dev=row[2], ino=row[3], size=row[4],
                        mtime_ns=row[5], offset=row[6], state=row[7], events=row[8],
                        skipped=row[9], last_error=row[10])
+
+    def file(self, path: str) -> FileRow | None:
+        row = self.db.execute(f"{self._FILE_COLUMNS} WHERE path = ?", (path,)).fetchone()
+        return None if row is None else self._file_row(row)
 
     def commit(self, row: FileRow, events: Iterable[tuple[bytes, str, bytes]]) -> int:
         """Store events (id, agent, JSON body) and the file's new cursor atomically.
@@ -127,13 +130,18 @@ class Outbox:
         self.db.execute("DELETE FROM file WHERE path = ?", (path,))
 
     def files(self) -> list[FileRow]:
-        rows = self.db.execute("SELECT path FROM file ORDER BY path").fetchall()
-        return [r for (p,) in rows if (r := self.file(p)) is not None]
+        return [self._file_row(r) for r in self.db.execute(f"{self._FILE_COLUMNS} ORDER BY path")]
 
     # -- delivery -----------------------------------------------------------------------------
 
     def pending(self) -> int:
         return self.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def pending_at_most(self) -> int:
+        """An upper bound of ``pending()`` read from the two ends of the rowid index, without
+        counting: delivery removes the oldest rows, so the two are equal but for rejections."""
+        low, high = self.db.execute("SELECT min(seq), max(seq) FROM outbox").fetchone()
+        return 0 if low is None else high - low + 1
 
     def pending_by_agent(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT agent, count(*) FROM outbox GROUP BY agent").fetchall())

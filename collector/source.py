@@ -291,7 +291,9 @@ class Reader:
     def _full(self) -> bool:
         if self.dry_run:
             return False
-        full = self.outbox.pending() >= self.settings.max_buffer_events
+        limit = self.settings.max_buffer_events
+        # The cheap bound first (this runs per chunk read); count only when it says full.
+        full = self.outbox.pending_at_most() >= limit and self.outbox.pending() >= limit
         if full and not self.buffer_full:
             log.warning("the buffer holds %s events (max_buffer_events): reading paused until "
                         "the server takes some", f"{self.settings.max_buffer_events:,}")

@@ -163,6 +163,12 @@ class Tally:
         default_factory=lambda: dict.fromkeys(
             ("input", "output", "cache_read", "cache_write", "reasoning"), 0))
 
+    @classmethod
+    def of(cls, events: list[Event]) -> Tally:
+        tally = cls()
+        tally.add(events)
+        return tally
+
     def add(self, events: list[Event]) -> None:
         for e in events:
             self.sessions.add(e.session)

@@ -61,6 +61,8 @@ from collector.adapters.vscode import (  # noqa: F401  (re-exported for callers 
     _DRIVE,
     APPS,
     SERVER_DIRS,
+    as_dict,
+    as_list,
     config_bases,
     load_session,
     replay_change_log,
@@ -331,7 +333,7 @@ class _Request:
                      payload=clip_payload({k: v for k, v in payload.items() if v is not None}))
         variables = req.variable_data.variables if req.variable_data else []
         for j, var in enumerate(variables[:999]):
-            var = _dict(var)
+            var = as_dict(var)
             if var.get("kind") != "file":
                 continue
             self.add("tool_call", "attachment", j, 1 + j, tool_name="attachment",
@@ -347,7 +349,7 @@ class _Request:
         text_at: int | None = None
         thinking = 0
         for i, item in enumerate(items):
-            item = _dict(item)
+            item = as_dict(item)
             kind = item.get("kind")
             seq = 1000 + 2 * i
             if kind in (None, "markdownContent", "inlineReference"):
@@ -374,7 +376,7 @@ class _Request:
             self.add("assistant_message", "assistant_message", 0, text_at or 1000,
                      content=clip(text), model=self.model)
         end = 1000 + 2 * len(items)
-        err = _dict(result.error_details)
+        err = as_dict(result.error_details)
         err_text = _str(err.get("message")) or (_str(err.get("code")) if err else None)
         if cancelled:
             status, stop = "cancelled", "cancelled"
@@ -388,7 +390,7 @@ class _Request:
         self.add("llm_call", "llm_call", 0, end + 1, model=self.model, provider=PROVIDER,
                  tokens=tokens,
                  duration_ms=_count(result.timings.total_elapsed if result.timings else None),
-                 stop_reason=stop, status=status, payload=clip_payload(_dict(req.result) or None))
+                 stop_reason=stop, status=status, payload=clip_payload(as_dict(req.result) or None))
         if status == "error":
             self.add("error", "error", 0, end + 2, model=self.model,
                      error=clip(err_text or "request failed"), payload=clip_payload(err or None))
@@ -401,15 +403,15 @@ class _Request:
         call_id = _str(item.get("toolCallId"))
         call_id = call_id[:255] if call_id else None
         ident = call_id or i
-        data = _dict(item.get("toolSpecificData"))
-        source = _dict(item.get("source"))
+        data = as_dict(item.get("toolSpecificData"))
+        source = as_dict(item.get("source"))
         category = tool_category(name, _str(source.get("type")), _str(data.get("kind")))
         invocation, past = item.get("invocationMessage"), item.get("pastTenseMessage")
         path = (_message_uri(invocation) or _message_uri(past)
                 or _first_path(data.get("values")) or _first_path(item.get("resultDetails")))
         status = _tool_status(item, data, cancelled)
-        terminal = _dict(data.get("terminalCommandState"))
-        output = _text(_dict(data.get("terminalCommandOutput")).get("text")) or _text(
+        terminal = as_dict(data.get("terminalCommandState"))
+        output = _text(as_dict(data.get("terminalCommandOutput")).get("text")) or _text(
             data.get("result"))
         self.add("tool_call", "tool_call", ident, seq, tool_name=name, tool_category=category,
                  tool_call_id=call_id, file_path=path, command=clip(_command(data)),
@@ -447,11 +449,11 @@ def edit_line_counts(edits: Any) -> tuple[int, int]:
     """(added, removed) lines of a ``textEditGroup``'s ``edits`` (a list of edits, or of lists of
     edits as VS Code writes them); see the module doc for the rule."""
     added = removed = 0
-    flat = [e for group in _list(edits) for e in (group if isinstance(group, list) else [group])]
+    flat = [e for group in as_list(edits) for e in (group if isinstance(group, list) else [group])]
     for edit in flat:
-        edit = _dict(edit)
+        edit = as_dict(edit)
         added += count_lines(_str(edit.get("text")))
-        rng = _dict(edit.get("range"))
+        rng = as_dict(edit.get("range"))
         start, end = _count(rng.get("startLineNumber")), _count(rng.get("endLineNumber"))
         if start is None or end is None or end < start:
             continue
@@ -542,14 +544,14 @@ def _tool_status(item: dict, data: dict, cancelled: bool) -> str:
     confirmed = item.get("isConfirmed")
     if confirmed is False:
         return "rejected"
-    kind = _dict(confirmed).get("type")
+    kind = as_dict(confirmed).get("type")
     if kind == _DENIED and not isinstance(kind, bool):
         return "rejected"
     if kind == _SKIPPED:
         return "cancelled"
-    if _dict(item.get("resultDetails")).get("isError") is True:
+    if as_dict(item.get("resultDetails")).get("isError") is True:
         return "error"
-    exit_code = _dict(data.get("terminalCommandState")).get("exitCode")
+    exit_code = as_dict(data.get("terminalCommandState")).get("exitCode")
     if isinstance(exit_code, int) and not isinstance(exit_code, bool) and exit_code != 0:
         return "error"
     if item.get("isComplete") is False:
@@ -558,7 +560,7 @@ def _tool_status(item: dict, data: dict, cancelled: bool) -> str:
 
 
 def _command(data: dict) -> str | None:
-    line = _dict(data.get("commandLine"))
+    line = as_dict(data.get("commandLine"))
     for value in (line.get("userEdited"), line.get("toolEdited"), line.get("original"),
                   data.get("command")):
         if isinstance(value, str) and value:
@@ -617,25 +619,17 @@ def _uri_path(value: Any, depth: int = 0) -> str | None:
 
 
 def _message_uri(message: Any) -> str | None:
-    uris = _dict(message).get("uris")
+    uris = as_dict(message).get("uris")
     if isinstance(uris, dict):
         return _first_path(list(uris.values())) or _first_path(list(uris))
     return _first_path(uris)
 
 
 def _first_path(values: Any) -> str | None:
-    for value in _list(values)[:100]:
+    for value in as_list(values)[:100]:
         if path := _uri_path(value):
             return path
     return None
-
-
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
 
 
 def _str(value: Any) -> str | None:

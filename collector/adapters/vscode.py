@@ -75,8 +75,8 @@ def workspace_folder(storage_dir: Path) -> str | None:
     if ws is None:
         return None
     config = _read_json(Path(ws))
-    for folder in _list(_dict(config).get("folders")):
-        folder = _dict(folder)
+    for folder in as_list(as_dict(config).get("folders")):
+        folder = as_dict(folder)
         rel = folder.get("path")
         if isinstance(rel, str) and rel:
             return os.path.normpath(os.path.join(os.path.dirname(ws), rel))
@@ -232,10 +232,11 @@ def load_session(data: bytes, jsonl: bool) -> dict[str, Any]:
 # -- the adapter -----------------------------------------------------------------------------------
 
 
-def _dict(value: Any) -> dict:
+def as_dict(value: Any) -> dict:
+    """``value`` when it is a JSON object, else {} (lenient reading of VS Code's files)."""
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list:
+def as_list(value: Any) -> list:
     return value if isinstance(value, list) else []
 

@@ -29,9 +29,7 @@ def parse(rel: str) -> list[Event]:
 
 
 def tally(events: list[Event]) -> Tally:
-    t = Tally()
-    t.add(events)
-    return t
+    return Tally.of(events)
 
 
 # (file, sessions, events by kind, tokens {input, output, cache_read, cache_write})

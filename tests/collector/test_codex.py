@@ -37,9 +37,7 @@ def parse(rel: str) -> list[Event]:
 
 
 def tally(events: list[Event]) -> Tally:
-    t = Tally()
-    t.add(events)
-    return t
+    return Tally.of(events)
 
 
 def of_kind(events: list[Event], kind: str) -> list[Event]:

@@ -47,9 +47,7 @@ def parse(path: Path, ctx: Context = CTX) -> list[Event]:
 
 
 def tally(events: list[Event]) -> Tally:
-    t = Tally()
-    t.add(events)
-    return t
+    return Tally.of(events)
 
 
 def of(events: list[Event], kind: str) -> list[Event]:

@@ -19,16 +19,12 @@ async def projects_page(request: Request) -> Template:
     return render("projects.html", projects=await activity.project_summaries(), nav="projects")
 
 
-@get("/projects/{project_id:str}", name="project", include_in_schema=False)
-async def project_page(request: Request, project_id: FromPath[str]) -> Template | Response:
-    try:
-        pid = uuid.UUID(project_id)
-    except ValueError:
-        return not_found("project")
-    project = await activity.project_summary(pid)
+@get("/projects/{project_id:uuid}", name="project", include_in_schema=False)
+async def project_page(request: Request, project_id: FromPath[uuid.UUID]) -> Template | Response:
+    project = await activity.project_summary(project_id)
     if project is None:
         return not_found("project")
-    workspaces = await activity.project_workspaces(pid)
+    workspaces = await activity.project_workspaces(project_id)
     latest = await session_service.latest_by_workspace_ids([(w.id, 5) for w in workspaces])
     recent = dict(zip([w.id for w in workspaces], latest, strict=True))
     machines = [(host, list(ws)) for host, ws in groupby(workspaces, key=lambda w: w.hostname)]

@@ -41,21 +41,17 @@ async def _timeline(session: session_service.SessionRecord, after: str | None) -
             "live": not page.has_next and session.status != "ended"}
 
 
-@get("/sessions/{session_id:str}", name="session", include_in_schema=False)
-async def session_page(request: Request, session_id: FromPath[str]) -> Template | Response:
-    try:
-        sid = uuid.UUID(session_id)
-    except ValueError:
-        return not_found("session")
-    s = await session_service.get_session(sid)
+@get("/sessions/{session_id:uuid}", name="session", include_in_schema=False)
+async def session_page(request: Request, session_id: FromPath[uuid.UUID]) -> Template | Response:
+    s = await session_service.get_session(session_id)
     if s is None:
         return not_found("session")
     parent = await session_service.get_session(s.parent_id) if s.parent_id else None
     project = (await project_service.projects_by_ids([s.project_id]))[0] if s.project_id else None
     machine = (await project_service.machines_by_ids([s.machine_id]))[0] if s.machine_id else None
     workspace = (await project_service.workspaces_by_ids([s.workspace_id]))[0] if s.workspace_id else None
-    files = await activity.session_files(sid)
-    children = (await session_service.children_by_parent_ids([sid]))[0]
+    files = await activity.session_files(session_id)
+    children = (await session_service.children_by_parent_ids([session_id]))[0]
     timeline = await _timeline(s, None)
     return render("session.html", parent=parent, project=project, machine=machine,
                   workspace=workspace, files=files, children=children, nav="sessions",
