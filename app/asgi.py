@@ -56,7 +56,7 @@ class GraphQLController(_GraphQLBase):  # type: ignore[misc, valid-type]
                 return request
         try:
             return msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:  # Strawberry turns this one into HTTP 400
+        except ValueError as exc:  # also bad UTF-8; Strawberry turns this one into HTTP 400
             raise json.JSONDecodeError(str(exc), "", 0) from None
 
     def encode_json(self, data: object) -> bytes:

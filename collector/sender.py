@@ -196,7 +196,7 @@ class Sender:
             raise DeliveryError(f"{url} answered HTTP {status}")
         try:
             doc = msgspec.json.decode(text)
-        except msgspec.DecodeError:
+        except ValueError:  # msgspec.DecodeError, or UnicodeDecodeError on bad UTF-8
             raise DeliveryError(f"{url} answered HTTP {status} with no GraphQL response "
                                 f"(is server_url the /graphql endpoint?)") from None
         data = (doc.get("data") or {}).get("ingestEvents") if isinstance(doc, dict) else None

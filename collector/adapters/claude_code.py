@@ -203,7 +203,7 @@ class ClaudeParser(LineParser):
     def feed(self, line: bytes, offset: int) -> list[Event]:
         try:
             rec = _decoder.decode(line)
-        except msgspec.DecodeError as exc:  # also wrong shapes (ValidationError)
+        except ValueError as exc:  # DecodeError, wrong shapes (ValidationError), bad UTF-8
             raise SkipLine(f"not a transcript record: {exc}") from None
         kind = rec.type
         message = rec.message
@@ -551,7 +551,7 @@ def _patch_counts(raw: msgspec.Raw) -> tuple[int, int] | None:
     """Lines added/removed from Claude's ``toolUseResult.structuredPatch`` hunks, when present."""
     try:
         result = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except ValueError:
         return None
     if not isinstance(result, dict) or not isinstance(result.get("structuredPatch"), list):
         return None

@@ -293,7 +293,7 @@ class CodexParser(LineParser):
         if state:
             try:
                 self.state = msgspec.msgpack.decode(state, type=State)
-            except msgspec.DecodeError:
+            except ValueError:  # msgspec.DecodeError, or UnicodeDecodeError on bad UTF-8
                 pass  # a state from an incompatible version: start over
         self._projects: dict[str, ProjectRef | None] = {}
         self._rate_seen = _NULL  # the last rate-limit snapshot read, as written
@@ -310,7 +310,7 @@ class CodexParser(LineParser):
             rec = _record_decoder.decode(line)
         except msgspec.ValidationError:
             return self._other(line)
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise SkipLine(f"malformed JSON: {exc}") from None
         ts = parse_ts(rec.timestamp)
         if ts is None:
@@ -334,7 +334,7 @@ class CodexParser(LineParser):
     def _other(self, line: bytes) -> list[Event]:
         try:
             rec = _other_decoder.decode(line)
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise SkipLine(f"not a JSON object: {exc}") from None
         if rec.type in _KINDS:
             raise SkipLine(f"{rec.type} of an unexpected shape")
@@ -396,7 +396,7 @@ class CodexParser(LineParser):
             if isinstance(raw, str):
                 try:
                     args = _decoder.decode(raw)
-                except (msgspec.DecodeError, RecursionError):
+                except (ValueError, RecursionError):
                     args = {"arguments": raw}
             return self._tool_call(ts, offset, p.name, p.call_id, args)
         if item == "custom_tool_call":
@@ -470,7 +470,7 @@ class CodexParser(LineParser):
         out: list[Event] = []
         try:
             info = _info_decoder.decode(p.info)
-        except (msgspec.DecodeError, RecursionError):
+        except (ValueError, RecursionError):
             info = None  # not the shape devlog knows; the rate limits may still be
         if info is not None:
             total = _usage(info.total_token_usage)
@@ -609,7 +609,7 @@ def _payload(line: bytes) -> dict[str, Any]:
     """A line's payload as plain JSON: for the events whose payload is the record itself."""
     try:
         payload = _payload_decoder.decode(line).payload
-    except (msgspec.DecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return {}
     return payload if isinstance(payload, dict) else {}
 
@@ -680,7 +680,7 @@ def read_output(output: Any) -> tuple[str | None, int | None, Any, bool]:
     if stripped.startswith("{") and stripped.endswith("}") and '"metadata"' in stripped:
         try:
             obj = _decoder.decode(stripped)
-        except (msgspec.DecodeError, ValueError, RecursionError):
+        except (ValueError, RecursionError):
             obj = None
         if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
             meta = obj["metadata"]

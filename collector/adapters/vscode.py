@@ -120,7 +120,7 @@ def replay_change_log(data: bytes) -> Any:
             continue
         try:
             entry = _decoder.decode(line)
-        except msgspec.DecodeError:
+        except ValueError:  # msgspec.DecodeError, or UnicodeDecodeError on bad UTF-8
             continue
         if not isinstance(entry, dict):
             continue
@@ -220,7 +220,7 @@ def load_session(data: bytes, jsonl: bool) -> dict[str, Any]:
     else:
         try:
             session = _decoder.decode(data)
-        except msgspec.DecodeError as exc:
+        except ValueError as exc:  # msgspec.DecodeError, or UnicodeDecodeError on bad UTF-8
             raise SkipLine(f"not JSON: {exc}") from None
         if isinstance(session, dict) and session.get("kind") == 0 and "requests" not in session:
             session = session.get("v")  # one change-log line saved as .json

@@ -36,6 +36,9 @@ async def test_invalid_query_is_a_graphql_error_not_a_crash(client: httpx.AsyncC
     assert "Cannot query field 'nope'" in body["errors"][0]["message"]
     bad = await client.post("/graphql", content=b"{not json", headers={"content-type": "application/json"})
     assert bad.status_code == 400
+    not_utf8 = await client.post("/graphql", content=b'{"query": "\x80"}',
+                                 headers={"content-type": "application/json"})
+    assert not_utf8.status_code == 400
 
 
 async def test_probes(client: httpx.AsyncClient) -> None:

@@ -224,7 +224,7 @@ def test_stop_reason_and_idle_close_the_call() -> None:
 
 def test_bad_lines_are_skipped() -> None:
     parser = ClaudeParser(Path("x.jsonl"), CTX)
-    for bad in (b"{not json", b"[1, 2]", b"\x00\xff\xfe garbage", b'"text"',
+    for bad in (b"{not json", b"[1, 2]", b"\x00\xff\xfe garbage", b'"text"', b'{"type": "\x80"}',
                 _line(type="user", message={"content": "no timestamp"})):
         with pytest.raises(SkipLine):
             parser.feed(bad, 0)
