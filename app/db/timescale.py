@@ -33,11 +33,44 @@ def _quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# The SQL, as constants and pure functions (tests/timescale runs it on PGlite + TimescaleDB).
+LOADABLE_SQL = (
+    "SELECT (SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb') > 0"
+    " AND current_setting('shared_preload_libraries') ILIKE '%timescaledb%' AS ok"
+)
+CREATE_EXTENSION_SQL = "CREATE EXTENSION IF NOT EXISTS timescaledb"
+VERSIONS_SQL = """
+SELECT current_setting('server_version') AS server_version,
+       (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS ts_version
+"""
+IS_HYPERTABLE_SQL = (
+    "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'agent_event'"
+)
+REMOVE_COMPRESSION_POLICY_SQL = "SELECT remove_compression_policy('agent_event', if_exists => TRUE)"
+
+
+def hypertable_sql(chunk_interval: str) -> str:
+    """Convert agent_event (possibly holding rows) to a hypertable on ``ts``."""
+    return ("SELECT create_hypertable('agent_event', 'ts', "
+            f"chunk_time_interval => INTERVAL {_quote_literal(chunk_interval)}, "
+            "if_not_exists => TRUE, migrate_data => TRUE)")
+
+
+def compression_policy_sql(compress_after: str | None) -> str:
+    """Compression settings and policy (replacing any previous one); none when ``compress_after``
+    is empty. Run at every start."""
+    if not compress_after:
+        return REMOVE_COMPRESSION_POLICY_SQL
+    return ("ALTER TABLE agent_event SET (timescaledb.compress, "
+            "timescaledb.compress_segmentby = 'session_id', "
+            "timescaledb.compress_orderby = 'ts DESC');"
+            f"{REMOVE_COMPRESSION_POLICY_SQL};"
+            "SELECT add_compression_policy('agent_event', "
+            f"INTERVAL {_quote_literal(compress_after)});")
+
+
 async def timescale_loadable() -> bool:
-    rows = await fetch(
-        "SELECT (SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb') > 0"
-        " AND current_setting('shared_preload_libraries') ILIKE '%timescaledb%' AS ok"
-    )
+    rows = await fetch(LOADABLE_SQL)
     return bool(rows[0]["ok"])
 
 
@@ -47,12 +80,8 @@ async def convert_agent_event_to_hypertable(settings: Settings | None = None) ->
     if settings.timescale == "off" or not await timescale_loadable():
         log.info("TimescaleDB not available: agent_event is a plain PostgreSQL table")
         return False
-    await execute_script("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    interval = _quote_literal(settings.timescale_chunk_interval)
-    await execute_script(
-        "SELECT create_hypertable('agent_event', 'ts', "
-        f"chunk_time_interval => INTERVAL {interval}, if_not_exists => TRUE, migrate_data => TRUE)"
-    )
+    await execute_script(CREATE_EXTENSION_SQL)
+    await execute_script(hypertable_sql(settings.timescale_chunk_interval))
     log.info("agent_event is a TimescaleDB hypertable (chunks of %s)",
              settings.timescale_chunk_interval)
     return True
@@ -63,31 +92,15 @@ async def apply_policies(settings: Settings) -> None:
     info = await storage_info()
     if not info.hypertable:
         return
-    if settings.timescale_compress_after:
-        await execute_script(
-            "ALTER TABLE agent_event SET (timescaledb.compress, "
-            "timescaledb.compress_segmentby = 'session_id', timescaledb.compress_orderby = 'ts DESC');"
-            "SELECT remove_compression_policy('agent_event', if_exists => TRUE);"
-            "SELECT add_compression_policy('agent_event', "
-            f"INTERVAL {_quote_literal(settings.timescale_compress_after)});"
-        )
-    else:
-        await execute_script("SELECT remove_compression_policy('agent_event', if_exists => TRUE)")
+    await execute_script(compression_policy_sql(settings.timescale_compress_after))
 
 
 async def storage_info() -> StorageInfo:
-    rows = await fetch(
-        """
-        SELECT current_setting('server_version') AS server_version,
-               (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS ts_version
-        """
-    )
+    rows = await fetch(VERSIONS_SQL)
     server_version, ts_version = rows[0]["server_version"], rows[0]["ts_version"]
     hypertable = False
     if ts_version:
-        found = await fetch(
-            "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'agent_event'"
-        )
+        found = await fetch(IS_HYPERTABLE_SQL)
         hypertable = bool(found)
     return StorageInfo(server_version=server_version, timescale_version=ts_version,
                        hypertable=hypertable)
