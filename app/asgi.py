@@ -28,6 +28,7 @@ from app.gql.context import get_context
 from app.gql.schema import schema
 from app.http_limits import GzipRequestMiddleware
 from app.ingest.batch import decode_request
+from app.jobs.scheduler import scheduler
 from app.services import sessions
 from app.settings import Settings, get_settings
 from app.system import favicon, healthz, readyz
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None,
             # after the pool: the bus loads announced rows through it
             app.state.bus = await stack.enter_async_context(
                 Bus(db.url, queue_size=settings.subscriber_queue))
+            app.state.scheduler = await stack.enter_async_context(scheduler(settings))
             yield
 
     return Litestar(

@@ -81,6 +81,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     subscriber_queue: Annotated[
         int, _doc("Events a live subscriber may lag behind before its subscription is closed.")
     ] = 1000
+    jobs: Annotated[
+        bool, _doc("Run the scheduled jobs (rollup refresh, retention) in this server process.")
+    ] = True
+    rollup_interval_seconds: Annotated[
+        int, _doc("Seconds between two refreshes of the analytics rollups.")
+    ] = 60
+    rollup_late_seconds: Annotated[
+        int, _doc("Each rollup refresh also re-reads events ingested this many seconds before "
+                  "its last watermark (transactions that committed late).")
+    ] = 300
+    retention_days: Annotated[
+        int, _doc("Delete raw events older than this many days (0: keep them forever).")
+    ] = 0
+    rollup_retention_days: Annotated[
+        int, _doc("Delete hourly rollups older than this many days (0: forever); daily rollups "
+                  "are kept forever.")
+    ] = 0
     log_level: Annotated[
         Literal["debug", "info", "warning", "error"], _doc("Server log level.")
     ] = "info"

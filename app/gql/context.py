@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypeAlias
 
 import strawberry
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from litestar.datastructures import State
 from strawberry.litestar import BaseContext
 
@@ -18,12 +19,13 @@ class Context(BaseContext, kw_only=True):
     embedded: bool
     loaders: Loaders
     bus: Bus | None = None
+    scheduler: AsyncIOScheduler | None = None
     connection_params: dict | None = None  # graphql-transport-ws connection_init payload
 
 
 async def get_context(state: State) -> Context:
     return Context(settings=state.settings, embedded=state.embedded, loaders=Loaders(),
-                   bus=state.get("bus"))
+                   bus=state.get("bus"), scheduler=state.get("scheduler"))
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

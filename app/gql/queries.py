@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import strawberry
 
@@ -14,7 +14,19 @@ from app.gql.types.Machine import Machine
 from app.gql.types.Overview import Overview
 from app.gql.types.Project import Project
 from app.gql.types.Session import Session, SessionConnection, SessionEdge, parse_id
+from app.gql.types.Usage import (
+    Job,
+    ModelStat,
+    TimeBucket,
+    TimeRangeInput,
+    ToolStat,
+    UsageFilterInput,
+    UsageGroup,
+    UsageReport,
+)
 from app.services import events as event_service
+from app.services import jobs as job_service
+from app.services import usage as usage_service
 from app.services import health as health_service
 from app.services import overview as overview_service
 from app.services import projects as project_service
@@ -70,3 +82,56 @@ class Query:
     async def overview(self, time_zone: str = "UTC") -> Overview:
         now = datetime.now(timezone.utc)
         return Overview.from_record(await overview_service.overview(now, time_zone))
+
+    @strawberry.field(permission_classes=READ, description=(
+        "Usage over a range: events, sessions, calls, errors, tokens by bucket and cost, per time "
+        "bucket (in `timeZone`) and per group. Exact and current to the last ingested event."))
+    async def usage(self, range: TimeRangeInput, bucket: TimeBucket = TimeBucket.DAY,
+                    group_by: list[UsageGroup] | None = None,
+                    filter: UsageFilterInput | None = None, time_zone: str = "UTC") -> UsageReport:
+        since, until = _range(range)
+        report = await usage_service.usage(
+            since, until, bucket.value, [g.value for g in group_by or []],
+            filter.to_service() if filter else None, time_zone)
+        return UsageReport.from_record(report)
+
+    @strawberry.field(permission_classes=READ, description=(
+        "Per tool over a range: calls, errors and error rate, duration p50/p95, lines changed, "
+        "most touched files. Most used first."))
+    async def tool_stats(self, range: TimeRangeInput, filter: UsageFilterInput | None = None,
+                         top_files: int = 5) -> list[ToolStat]:
+        since, until = _range(range)
+        stats = await usage_service.tool_stats(since, until, filter.to_service() if filter else None,
+                                               top_files=max(0, min(top_files, 50)))
+        return [ToolStat.from_record(s) for s in stats]
+
+    @strawberry.field(permission_classes=READ, description=(
+        "Per model over a range: calls, tokens by bucket, cost, unpriced calls, latency p50/p95."))
+    async def model_stats(self, range: TimeRangeInput,
+                          filter: UsageFilterInput | None = None) -> list[ModelStat]:
+        since, until = _range(range)
+        stats = await usage_service.model_stats(since, until, filter.to_service() if filter else None)
+        return [ModelStat.from_record(s) for s in stats]
+
+    @strawberry.field(permission_classes=READ, description="The scheduled jobs and their last runs.")
+    async def jobs(self, info: Info) -> list[Job]:
+        sched = info.context.scheduler
+        out = []
+        for r in await job_service.list_jobs(info.context.settings):
+            job = sched.get_job(r.name) if sched else None
+            out.append(Job(name=r.name, description=r.description, every_seconds=r.every_seconds,
+                           last_run=r.last_run, last_ok=r.last_ok, last_duration_ms=r.last_duration_ms,
+                           last_error=r.last_error, last_result=r.last_result, runs=r.runs,
+                           next_run=job.next_run_time if job else None))
+        return out
+
+
+def _range(r: TimeRangeInput) -> tuple[datetime, datetime]:
+    until = r.until or datetime.now(timezone.utc)
+    if r.since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("give times with a time zone (e.g. 2026-11-25T00:00:00Z)")
+    if until <= r.since:
+        raise ValueError("the range is empty: `until` must be after `since`")
+    if until - r.since > timedelta(days=3660):
+        raise ValueError("the range is longer than ten years")
+    return r.since, until

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from app.db.ddl import fetch
+from app.services import usage
 
 
 class Bucket(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,31 +58,29 @@ class ProjectSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def hourly_by_agent(since: datetime, until: datetime) -> list[Bucket]:
-    """Events and tokens per hour and agent in [since, until)."""
-    rows = await fetch(
-        """SELECT date_trunc('hour', ts) AS start, agent, count(*) AS events,
-                  coalesce(sum(coalesce(tokens_input, 0) + coalesce(tokens_output, 0)
-                               + coalesce(tokens_cache_read, 0) + coalesce(tokens_cache_write, 0)), 0)
-                      AS tokens
-           FROM agent_event WHERE ts >= $1 AND ts < $2 GROUP BY 1, 2 ORDER BY 1, 2""",
-        since, until)
-    return [Bucket(start=r["start"], agent=r["agent"], events=r["events"], tokens=int(r["tokens"]))
-            for r in rows]
+    """Events and tokens per hour and agent in [since, until) (from the rollups)."""
+    report = await usage.usage(since, until, "hour", ["agent"])
+    return [Bucket(start=p.start, agent=p.agent or "", events=p.events,
+                   tokens=p.prompt_tokens + p.tokens_output) for p in report.points if p.start]
 
 
 async def by_machine(since: datetime, until: datetime, limit: int = 8) -> list[PlaceCount]:
-    # Events are counted per session first (one pass over the time range), then the few
-    # sessions are joined to their machines: joining every event to its session is much slower.
+    """Machines by events in [since, until): events from the rollups; sessions (with activity
+    since ``since``) and last activity from the sessions table."""
+    report = await usage.usage(since, until, "day", ["machine"])
+    events: dict[uuid.UUID | None, int] = {}
+    for p in report.points:
+        events[p.machine_id] = events.get(p.machine_id, 0) + p.events
     rows = await fetch(
-        """WITH per AS MATERIALIZED (
-               SELECT session_id, count(*) AS n, max(ts) AS last FROM agent_event
-               WHERE ts >= $1 AND ts < $2 GROUP BY session_id)
-           SELECT m.id, coalesce(m.hostname, 'unknown') AS name, sum(per.n)::bigint AS events,
-                  count(*) AS sessions, max(per.last) AS last_event_at
-           FROM per JOIN agent_session s ON s.id = per.session_id
-           LEFT JOIN machine m ON m.id = s.machine
-           GROUP BY m.id, m.hostname ORDER BY events DESC, name LIMIT $3""", since, until, limit)
-    return [PlaceCount(**dict(r)) for r in rows]
+        """SELECT m.id, coalesce(m.hostname, 'unknown') AS name, count(s.id) AS sessions,
+                  max(s.last_event_at) AS last_event_at
+           FROM agent_session s LEFT JOIN machine m ON m.id = s.machine
+           WHERE s.last_event_at >= $1 AND s.started_at < $2 GROUP BY m.id, m.hostname""",
+        since, until)
+    out = [PlaceCount(id=r["id"], name=r["name"], events=events.get(r["id"], 0),
+                      sessions=r["sessions"], last_event_at=r["last_event_at"]) for r in rows]
+    out.sort(key=lambda p: (-p.events, p.name))
+    return out[:limit]
 
 
 async def session_files(session_id: uuid.UUID, limit: int = 500) -> list[FileTouch]:

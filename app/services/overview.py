@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from app.db.ddl import fetch
-from app.services import sessions
+from app.services import sessions, usage
 
 
 class NameCount(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,17 +54,13 @@ def day_start(now: datetime, time_zone: str) -> datetime:
 async def overview(now: datetime, time_zone: str = "UTC", top: int = 8) -> OverviewRecord:
     start = day_start(now, time_zone)
     hour_ago = now.replace(second=0, microsecond=0) - timedelta(minutes=59)
-    # Independent scans: run them at once on separate pool connections.
-    today_rows, active, per_minute, tools, models = await asyncio.gather(
-        fetch(
-            """SELECT count(*) AS events,
-                      count(*) FILTER (WHERE kind = 'llm_call') AS llm_calls,
-                      count(*) FILTER (WHERE kind = 'tool_call') AS tool_calls,
-                      count(*) FILTER (WHERE status = 'error' AND kind IN ('tool_call', 'tool_result')) AS tool_errors,
-                      coalesce(sum(tokens_input), 0) AS t_in, coalesce(sum(tokens_output), 0) AS t_out,
-                      coalesce(sum(tokens_cache_read), 0) AS t_cr, coalesce(sum(tokens_cache_write), 0) AS t_cw,
-                      coalesce(sum(tokens_reasoning), 0) AS t_re, sum(cost_usd)::float8 AS cost
-               FROM agent_event WHERE ts >= $1 AND ts <= $2""", start, now),
+    until = now + timedelta(microseconds=1)  # today includes this instant
+    # Independent queries: run them at once on separate pool connections. Today's totals and
+    # the top tools and models come from the rollups (plus the not-yet-rolled-up tail).
+    today, by_tool, by_model, active, per_minute = await asyncio.gather(
+        usage.usage(start, until, "day", [], None, time_zone),
+        usage.usage(start, until, "day", ["tool"], None, time_zone),
+        usage.usage(start, until, "day", ["model"], None, time_zone),
         # A session had activity today exactly when its last event is from today: the
         # session index answers that, instead of a DISTINCT over today's events.
         fetch("""SELECT count(*) FILTER (WHERE ended_at IS NULL AND last_event_at >= $1) AS n,
@@ -73,25 +69,22 @@ async def overview(now: datetime, time_zone: str = "UTC", top: int = 8) -> Overv
               sessions.active_since(now), start),
         fetch("""SELECT date_trunc('minute', ts) AS minute, count(*) AS n FROM agent_event
                  WHERE ts >= $1 AND ts <= $2 GROUP BY 1""", hour_ago, now),
-        fetch("""SELECT tool_name AS name, count(*) FILTER (WHERE kind = 'tool_call') AS count,
-                        count(*) FILTER (WHERE status = 'error') AS errors
-                 FROM agent_event WHERE ts >= $1 AND ts <= $2 AND tool_name IS NOT NULL
-                   AND kind IN ('tool_call', 'tool_result')
-                 GROUP BY tool_name ORDER BY 2 DESC, 1 LIMIT $3""", start, now, top),
-        fetch("""SELECT model AS name, count(*) AS count FROM agent_event
-                 WHERE ts >= $1 AND ts <= $2 AND kind = 'llm_call' AND model IS NOT NULL
-                 GROUP BY model ORDER BY 2 DESC, 1 LIMIT $3""", start, now, top),
     )
-    today = today_rows[0]
+    t = today.totals
+    tools = sorted((NameCount(name=p.tool, count=p.tool_calls, errors=p.tool_errors)
+                    for p in by_tool.points if p.tool and p.tool_calls),
+                   key=lambda n: (-n.count, n.name))[:top]
+    models = sorted((NameCount(name=p.model, count=p.llm_calls)
+                     for p in by_model.points if p.model and p.llm_calls),
+                    key=lambda n: (-n.count, n.name))[:top]
     counts = {r["minute"]: r["n"] for r in per_minute}
     minutes = [hour_ago + timedelta(minutes=i) for i in range(60)]
     return OverviewRecord(
         day_start=start, active_sessions=active[0]["n"], sessions_today=active[0]["today"],
-        events_today=today["events"], llm_calls_today=today["llm_calls"],
-        tool_calls_today=today["tool_calls"], tool_errors_today=today["tool_errors"],
-        tokens_input=today["t_in"], tokens_output=today["t_out"], tokens_cache_read=today["t_cr"],
-        tokens_cache_write=today["t_cw"], tokens_reasoning=today["t_re"], cost_usd=today["cost"],
+        events_today=t.events, llm_calls_today=t.llm_calls, tool_calls_today=t.tool_calls,
+        tool_errors_today=t.tool_errors, tokens_input=t.tokens_input, tokens_output=t.tokens_output,
+        tokens_cache_read=t.tokens_cache_read, tokens_cache_write=t.tokens_cache_write,
+        tokens_reasoning=t.tokens_reasoning, cost_usd=t.cost_usd,
         events_per_minute=[MinuteCount(minute=m, count=counts.get(m, 0)) for m in minutes],
-        top_tools=[NameCount(name=r["name"], count=r["count"], errors=r["errors"]) for r in tools],
-        top_models=[NameCount(name=r["name"], count=r["count"]) for r in models],
+        top_tools=tools, top_models=models,
     )

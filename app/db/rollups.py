@@ -1,0 +1,178 @@
+"""The rollups' SQL: one definition per rollup, rendered for plain PostgreSQL (tables that the
+rollup job re-aggregates hour by hour) or for TimescaleDB (continuous aggregates).
+
+Every rollup groups events by hour, agent, project, machine and a few columns of its own, and
+keeps only additive measures (counts and sums), so a day, a week or a whole range is the sum of
+its hours, and the not-yet-rolled-up tail of raw events can be added row by row
+(:data:`TAIL_SELECT`). Project and machine come from the event's session (an inner join: ingest
+creates a session before its events). ``model`` and ``tool_name`` are ``''`` when the event has
+none, so that they can be grouping keys on both paths.
+
+Latency percentiles come from ``latency_hourly``: a histogram whose bucket ``le`` holds the
+durations ``d`` with ``floor(4·log2(d + 1)) = le`` (quarter-octave buckets, ±9 % resolution).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# floor(4 * log2(d + 1)) as ln(d + 1) * 4/ln 2: float arithmetic, accepted in a continuous aggregate.
+HISTOGRAM_STEPS_PER_OCTAVE = 4
+_LE = f"floor(ln(greatest(e.duration_ms, 0) + 1.0) * {HISTOGRAM_STEPS_PER_OCTAVE / math.log(2)!r})::int"
+
+
+def histogram_bounds(le: int) -> tuple[float, float]:
+    """The duration range (ms) of histogram bucket ``le``."""
+    return (2 ** (le / HISTOGRAM_STEPS_PER_OCTAVE) - 1, 2 ** ((le + 1) / HISTOGRAM_STEPS_PER_OCTAVE) - 1)
+
+
+EVENTS = "agent_event e JOIN agent_session s ON s.id = e.session_id"
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One rollup. ``keys`` and ``measures`` are ``(column, SQL expression over e and s)``."""
+
+    name: str
+    keys: tuple[tuple[str, str], ...]
+    measures: tuple[tuple[str, str], ...]
+    where: str = "TRUE"
+    key_types: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        return ["bucket", *(k for k, _ in self.keys), *(m for m, _ in self.measures)]
+
+    def select(self, bucket: str, source: str = EVENTS, where: str = "TRUE") -> str:
+        """``SELECT bucket, keys…, measures… FROM <source> … GROUP BY keys`` over raw events
+        (``e``: agent_event, ``s``: its session); ``where`` is added to the rollup's own filter."""
+        keys = ",\n       ".join(f"{expr} AS {col}" for col, expr in self.keys)
+        measures = ",\n       ".join(f"{expr} AS {col}" for col, expr in self.measures)
+        group = ", ".join(str(i) for i in range(1, len(self.keys) + 2))
+        return (f"SELECT {bucket} AS bucket,\n       {keys},\n       {measures}\n"
+                f"FROM {source}\nWHERE ({self.where}) AND ({where})\nGROUP BY {group}")
+
+    def reaggregate(self, bucket: str, source: str, where: str = "TRUE") -> str:
+        """The same rows re-grouped from rows of this rollup (e.g. days from hours): every
+        measure is additive, so counts and sums become sums."""
+        keys = ", ".join(col for col, _ in self.keys)
+        measures = ", ".join(f"sum({col}) AS {col}" for col, _ in self.measures)
+        group = ", ".join(str(i) for i in range(1, len(self.keys) + 2))
+        return f"SELECT {bucket} AS bucket, {keys}, {measures}\nFROM {source}\nWHERE {where}\nGROUP BY {group}"
+
+    @property
+    def daily(self) -> str:
+        return self.name.replace("_hourly", "_daily")
+
+
+_CONTEXT = (("agent", "e.agent"), ("project_id", "s.project"), ("machine_id", "s.machine"))
+_CONTEXT_TYPES = ("text NOT NULL", "uuid", "uuid")
+
+USAGE = Rollup(
+    name="usage_hourly",
+    keys=(*_CONTEXT, ("kind", "e.kind"), ("model", "coalesce(e.model, '')"),
+          ("tool_name", "coalesce(e.tool_name, '')")),
+    key_types=(*_CONTEXT_TYPES, "text NOT NULL", "text NOT NULL", "text NOT NULL"),
+    measures=(
+        ("events", "count(*)"),
+        ("errors", "count(*) FILTER (WHERE e.status = 'error')"),
+        ("tokens_input", "coalesce(sum(e.tokens_input), 0)"),
+        ("tokens_output", "coalesce(sum(e.tokens_output), 0)"),
+        ("tokens_cache_read", "coalesce(sum(e.tokens_cache_read), 0)"),
+        ("tokens_cache_write", "coalesce(sum(e.tokens_cache_write), 0)"),
+        ("tokens_cache_write_5m", "coalesce(sum(e.tokens_cache_write_5m), 0)"),
+        ("tokens_cache_write_1h", "coalesce(sum(e.tokens_cache_write_1h), 0)"),
+        ("tokens_reasoning", "coalesce(sum(e.tokens_reasoning), 0)"),
+        ("cost_usd", "sum(e.cost_usd)"),
+        ("cost_reported_usd", "sum(e.cost_usd) FILTER (WHERE e.cost_source = 'reported')"),
+        ("unpriced", "count(*) FILTER (WHERE e.kind = 'llm_call' AND e.cost_usd IS NULL)"),
+        ("estimated", "count(*) FILTER (WHERE e.tokens_estimated)"),
+        ("duration_ms", "coalesce(sum(e.duration_ms), 0)"),
+        ("durations", "count(e.duration_ms)"),
+        ("lines_added", "coalesce(sum(e.lines_added), 0)"),
+        ("lines_removed", "coalesce(sum(e.lines_removed), 0)"),
+    ),
+)
+
+LATENCY = Rollup(
+    name="latency_hourly",
+    keys=(*_CONTEXT, ("kind", "e.kind"), ("model", "coalesce(e.model, '')"),
+          ("tool_name", "coalesce(e.tool_name, '')"), ("le", _LE)),
+    key_types=(*_CONTEXT_TYPES, "text NOT NULL", "text NOT NULL", "text NOT NULL", "int NOT NULL"),
+    measures=(("n", "count(*)"),),
+    where="e.duration_ms IS NOT NULL AND e.kind IN ('llm_call', 'tool_call', 'tool_result')",
+)
+
+FILES = Rollup(
+    name="tool_file_hourly",
+    keys=(*_CONTEXT, ("tool_name", "coalesce(e.tool_name, '')"), ("file_path", "e.file_path")),
+    key_types=(*_CONTEXT_TYPES, "text NOT NULL", "text NOT NULL"),
+    measures=(
+        ("touches", "count(*) FILTER (WHERE e.kind = 'tool_call')"),
+        ("errors", "count(*) FILTER (WHERE e.status = 'error')"),
+        ("lines_added", "coalesce(sum(e.lines_added) FILTER (WHERE e.kind = 'tool_result'), 0)"),
+        ("lines_removed", "coalesce(sum(e.lines_removed) FILTER (WHERE e.kind = 'tool_result'), 0)"),
+    ),
+    where="e.file_path IS NOT NULL AND e.kind IN ('tool_call', 'tool_result')",
+)
+
+ROLLUPS: tuple[Rollup, ...] = (USAGE, LATENCY, FILES)
+
+PLAIN_BUCKET = "date_trunc('hour', e.ts, 'UTC')"
+TIMESCALE_BUCKET = "time_bucket(INTERVAL '1 hour', e.ts)"
+TIMESCALE_DAY = "time_bucket(INTERVAL '1 day', bucket)"
+
+
+def _plain_table(name: str, r: Rollup) -> str:
+    cols = ["bucket timestamptz NOT NULL"]
+    cols += [f"{col} {typ}" for (col, _), typ in zip(r.keys, r.key_types, strict=True)]
+    cols += [f"{col} numeric" if col.startswith("cost") else f"{col} bigint NOT NULL"
+             for col, _ in r.measures]
+    return (f"CREATE TABLE IF NOT EXISTS {name} (\n    " + ",\n    ".join(cols) + "\n);\n"
+            f"CREATE INDEX IF NOT EXISTS {name}_bucket_idx ON {name} (bucket);\n")
+
+
+def plain_ddl(r: Rollup) -> str:
+    """The plain-PostgreSQL tables of a rollup, hourly and daily (no unique key: the job
+    replaces whole hours under an advisory lock)."""
+    return _plain_table(r.name, r) + _plain_table(r.daily, r)
+
+
+_RANGES = "unnest($1::timestamptz[], $2::timestamptz[]) AS h(a, b)"
+
+
+def plain_refresh_sql(r: Rollup) -> list[str]:
+    """Four statements: replace the hours in the ranges ``unnest($1 starts, $2 ends)``; then
+    replace the days in the ranges ``unnest($1, $2)`` — whole UTC days, not overlapping — from
+    the hourly rows (the caller passes hour ranges to the first two, day ranges to the last two)."""
+    hours = days = _RANGES
+    events = f"{hours} JOIN agent_event e ON e.ts >= h.a AND e.ts < h.b JOIN agent_session s ON s.id = e.session_id"
+    columns = ", ".join(r.columns)
+    return [
+        f"DELETE FROM {r.name} USING {hours} WHERE bucket >= h.a AND bucket < h.b",
+        f"INSERT INTO {r.name} ({columns})\n{r.select(PLAIN_BUCKET, events)}",
+        f"DELETE FROM {r.daily} USING {days} WHERE bucket >= h.a AND bucket < h.b",
+        f"INSERT INTO {r.daily} ({columns})\n"
+        + r.reaggregate("date_trunc('day', x.bucket, 'UTC')",
+                        f"{days} JOIN {r.name} x ON x.bucket >= h.a AND x.bucket < h.b"),
+    ]
+
+
+def timescale_ddl(r: Rollup) -> list[str]:
+    """Continuous aggregates (hourly on the hypertable, daily on the hourly one) with real-time
+    aggregation: the not-yet-materialised tail is read at query time. Each statement must run
+    on its own, outside a transaction block."""
+    hourly = (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {r.name}\n"
+              f"WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS\n"
+              f"{r.select(TIMESCALE_BUCKET, EVENTS)}\nWITH NO DATA")
+    daily = (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {r.daily}\n"
+             f"WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS\n"
+             f"{r.reaggregate(TIMESCALE_DAY, r.name)}\nWITH NO DATA")
+    return [hourly, daily]
+
+
+# The plain path's watermark, as an expression: read in the same statement as the rollup rows,
+# so a refresh committing in between cannot make an event count twice or not at all.
+WATERMARK = ("coalesce((SELECT watermark FROM job_state WHERE name = 'rollups'),"
+             " '-infinity'::timestamptz)")

@@ -1,0 +1,421 @@
+"""Usage analytics over the rollups: tokens, cost, calls and errors by time bucket and by agent,
+model, project, machine or tool; tool and model statistics with latency percentiles.
+
+Where the numbers come from, for a range [since, until) (``rows`` below):
+
+- whole UTC days before the rollup watermark's day, when the answer is bucketed by day or week
+  in UTC: the daily rollup;
+- other whole hours: the hourly rollup, plus the raw events ingested after the watermark (the
+  tail, plain PostgreSQL only: a TimescaleDB continuous aggregate adds its tail itself);
+- a partial hour at either end (a range that does not start or end on the hour): raw events.
+
+So every answer is exact and current to the last ingested event, and a 90-day query reads a
+few thousand rollup rows instead of millions of events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from app.db import rollups
+from app.db.ddl import fetch
+from app.db.rollups import Rollup
+from app.db.timescale import storage_info
+from app.jobs import ranges
+from app.jobs.rollups import watermark
+
+Bucket = Literal["hour", "day", "week"]
+GroupBy = Literal["agent", "model", "project", "machine", "tool"]
+GROUP_COLUMNS: dict[str, str] = {
+    "agent": "agent", "model": "model", "project": "project_id", "machine": "machine_id",
+    "tool": "tool_name",
+}
+UTC_NAMES = {"UTC", "Etc/UTC", "Z", "GMT", "Etc/GMT"}
+
+
+class UsageFilter(msgspec.Struct, frozen=True, kw_only=True):
+    agents: list[str] | None = None
+    projects: list[uuid.UUID] | None = None
+    machines: list[uuid.UUID] | None = None
+    models: list[str] | None = None
+    tools: list[str] | None = None
+
+
+class UsagePoint(msgspec.Struct, frozen=True, kw_only=True):
+    start: datetime | None  # the bucket's start; None in totals
+    agent: str | None = None
+    model: str | None = None
+    project_id: uuid.UUID | None = None
+    machine_id: uuid.UUID | None = None
+    tool: str | None = None
+    events: int = 0
+    sessions: int | None = None  # sessions started; None when grouped or filtered by model/tool
+    prompts: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+    tool_errors: int = 0
+    errors: int = 0
+    tokens_input: int = 0
+    tokens_output: int = 0
+    tokens_cache_read: int = 0
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
+    cost_usd: float | None = None
+    cost_reported_usd: float | None = None
+    unpriced_calls: int = 0
+    estimated_calls: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.tokens_input + self.tokens_cache_read + self.tokens_cache_write
+
+    @property
+    def cache_share(self) -> float | None:
+        """Cache reads as a share of all prompt tokens."""
+        total = self.prompt_tokens
+        return self.tokens_cache_read / total if total else None
+
+
+class UsageReport(msgspec.Struct, frozen=True, kw_only=True):
+    since: datetime
+    until: datetime
+    bucket: str
+    group_by: list[str]
+    points: list[UsagePoint]
+    totals: UsagePoint
+    as_of: datetime | None  # the rollup watermark (the tail after it is included)
+
+
+class Percentiles(msgspec.Struct, frozen=True, kw_only=True):
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+    mean_ms: float | None
+
+
+class FileCount(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    touches: int
+    lines_added: int
+    lines_removed: int
+
+
+class ToolStat(msgspec.Struct, frozen=True, kw_only=True):
+    tool: str
+    calls: int
+    errors: int
+    error_rate: float | None
+    duration: Percentiles
+    lines_added: int
+    lines_removed: int
+    top_files: list[FileCount]
+
+
+class ModelStat(msgspec.Struct, frozen=True, kw_only=True):
+    model: str
+    calls: int
+    tokens_input: int
+    tokens_output: int
+    tokens_cache_read: int
+    tokens_cache_write: int
+    tokens_reasoning: int
+    cost_usd: float | None
+    unpriced_calls: int
+    latency: Percentiles
+
+
+# -- where the rows come from -----------------------------------------------------------------
+
+
+@dataclass
+class _Params:
+    values: list[object] = field(default_factory=list)
+
+    def __call__(self, value: object) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def whole_hour_zone(time_zone: str, since: datetime, until: datetime) -> bool:
+    """Whether the zone's offset is a whole number of hours throughout the range (sampled at
+    both ends and every 30 days: offsets change at most twice a year)."""
+    tz = ZoneInfo(time_zone)
+    t = since
+    while True:
+        offset = t.astimezone(tz).utcoffset()
+        if offset is None or offset.total_seconds() % 3600:
+            return False
+        if t >= until:
+            return True
+        t = min(until, t + timedelta(days=30))
+
+
+async def _rows(r: Rollup, since: datetime, until: datetime, p: _Params, *,
+                daily_ok: bool = False, time_zone: str | None = None) -> str:
+    """SQL (a UNION ALL of parts) for the rollup's rows with buckets in [since, until)."""
+    hypertable = (await storage_info()).hypertable
+    mark = None if hypertable else await watermark()
+    columns = ", ".join(r.columns)
+    lo, hi = ranges.ceil(since, ranges.HOUR), ranges.floor(until, ranges.HOUR)
+    parts: list[str] = []
+    if hi <= lo or (time_zone and not whole_hour_zone(time_zone, since, until)):
+        # Less than one whole hour, or buckets that do not start on UTC hours (a zone such as
+        # Asia/Kolkata, UTC+5:30): raw events, each in its own bucket (exact, slower).
+        return r.select("e.ts", rollups.EVENTS, f"e.ts >= {p(since)} AND e.ts < {p(until)}")
+    if since < lo:
+        parts.append(r.select(rollups.PLAIN_BUCKET, rollups.EVENTS,
+                              f"e.ts >= {p(since)} AND e.ts < {p(lo)}"))
+    if until > hi:
+        parts.append(r.select(rollups.PLAIN_BUCKET, rollups.EVENTS,
+                              f"e.ts >= {p(hi)} AND e.ts < {p(until)}"))
+    hourly_lo, hourly_hi = lo, hi
+    if daily_ok:
+        d0 = ranges.ceil(lo, ranges.DAY)
+        d1 = ranges.floor(hi, ranges.DAY)
+        if mark is not None or hypertable:
+            d1 = min(d1, ranges.floor(mark, ranges.DAY)) if mark is not None else d1
+            if d1 > d0:
+                parts.append(f"SELECT {columns} FROM {r.daily} WHERE bucket >= {p(d0)} AND bucket < {p(d1)}")
+                if lo < d0:
+                    parts.append(f"SELECT {columns} FROM {r.name} WHERE bucket >= {p(lo)} AND bucket < {p(d0)}")
+                hourly_lo = d1
+    parts.append(f"SELECT {columns} FROM {r.name} WHERE bucket >= {p(hourly_lo)} AND bucket < {p(hourly_hi)}")
+    if not hypertable:  # the watermark read in the same statement (snapshot) as the rollup
+        parts.append(r.select(rollups.PLAIN_BUCKET, rollups.EVENTS,
+                              f"e.ingested_at > {rollups.WATERMARK} AND e.ts >= {p(lo)} AND e.ts < {p(hi)}"))
+    return "\nUNION ALL\n".join(f"({part})" for part in parts)
+
+
+def _filters(f: UsageFilter | None, p: _Params, *, has_model: bool = True) -> str:
+    if f is None:
+        return "TRUE"
+    conds = []
+    if f.agents:
+        conds.append(f"agent = ANY({p(f.agents)}::text[])")
+    if f.projects:
+        conds.append(f"project_id = ANY({p(f.projects)}::uuid[])")
+    if f.machines:
+        conds.append(f"machine_id = ANY({p(f.machines)}::uuid[])")
+    if f.models and has_model:
+        conds.append(f"model = ANY({p(f.models)}::text[])")
+    if f.tools:
+        conds.append(f"tool_name = ANY({p(f.tools)}::text[])")
+    return " AND ".join(conds) or "TRUE"
+
+
+def _zone(time_zone: str) -> str:
+    ZoneInfo(time_zone)  # raises for an unknown zone
+    return time_zone
+
+
+# -- usage --------------------------------------------------------------------------------------
+
+_MEASURES = """sum(events)::bigint AS events,
+       (sum(events) FILTER (WHERE kind = 'user_prompt'))::bigint AS prompts,
+       (sum(events) FILTER (WHERE kind = 'llm_call'))::bigint AS llm_calls,
+       (sum(events) FILTER (WHERE kind = 'tool_call'))::bigint AS tool_calls,
+       (sum(errors) FILTER (WHERE kind IN ('tool_call', 'tool_result')))::bigint AS tool_errors,
+       (sum(events) FILTER (WHERE kind = 'error'))::bigint AS errors,
+       sum(tokens_input)::bigint AS tokens_input, sum(tokens_output)::bigint AS tokens_output,
+       sum(tokens_cache_read)::bigint AS tokens_cache_read,
+       sum(tokens_cache_write)::bigint AS tokens_cache_write,
+       sum(tokens_reasoning)::bigint AS tokens_reasoning,
+       sum(cost_usd)::float8 AS cost_usd, sum(cost_reported_usd)::float8 AS cost_reported_usd,
+       sum(unpriced)::bigint AS unpriced_calls, sum(estimated)::bigint AS estimated_calls,
+       sum(lines_added)::bigint AS lines_added, sum(lines_removed)::bigint AS lines_removed"""
+
+
+def _point(row, start: datetime | None, group_by: list[str], sessions: int | None) -> UsagePoint:
+    keys = {g: row[GROUP_COLUMNS[g]] for g in group_by}
+    if keys.get("model") == "":
+        keys["model"] = None
+    if keys.get("tool") == "":
+        keys["tool"] = None
+    return UsagePoint(
+        start=start, agent=keys.get("agent"), model=keys.get("model"),
+        project_id=keys.get("project"), machine_id=keys.get("machine"), tool=keys.get("tool"),
+        sessions=sessions,
+        **{k: (row[k] or 0) for k in (
+            "events", "prompts", "llm_calls", "tool_calls", "tool_errors", "errors",
+            "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
+            "tokens_reasoning", "unpriced_calls", "estimated_calls", "lines_added",
+            "lines_removed")},
+        cost_usd=row["cost_usd"], cost_reported_usd=row["cost_reported_usd"])
+
+
+async def usage(since: datetime, until: datetime, bucket: Bucket = "day",
+                group_by: list[str] | None = None, filter: UsageFilter | None = None,
+                time_zone: str = "UTC") -> UsageReport:
+    """Usage series: one point per bucket and group, oldest first, plus totals."""
+    group_by = list(dict.fromkeys(group_by or []))
+    for g in group_by:
+        if g not in GROUP_COLUMNS:
+            raise ValueError(f"cannot group by {g!r} (use {', '.join(GROUP_COLUMNS)})")
+    if until <= since:
+        raise ValueError("the range is empty: `until` must be after `since`")
+    tz = _zone(time_zone)
+    p = _Params()
+    rows = await _rows(rollups.USAGE, since, until, p,
+                       daily_ok=bucket != "hour" and tz in UTC_NAMES, time_zone=tz)
+    cols = [GROUP_COLUMNS[g] for g in group_by]
+    keys = "".join(f", {c}" for c in cols)
+    trunc = f"date_trunc({p(bucket)}, bucket, {p(tz)})"
+    where = _filters(filter, p)
+    sql = (f"SELECT {trunc} AS start{keys}, {_MEASURES}\nFROM ({rows}) AS r\nWHERE {where}\n"
+           f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(cols)))}\nORDER BY 1")
+    data = await fetch(sql, *p.values)
+    sessions = await _sessions(since, until, bucket, tz, group_by, filter)
+    points = [_point(r, r["start"], group_by,
+                     None if sessions is None else sessions.get((r["start"], *(r[c] for c in cols)), 0))
+              for r in data]
+    totals = _sum(points, None if sessions is None else sum(sessions.values()))
+    return UsageReport(since=since, until=until, bucket=bucket, group_by=group_by, points=points,
+                       totals=totals, as_of=await watermark() if not (await storage_info()).hypertable
+                       else None)
+
+
+async def _sessions(since: datetime, until: datetime, bucket: str, tz: str, group_by: list[str],
+                    f: UsageFilter | None) -> dict[tuple, int] | None:
+    """Sessions started per bucket and group, from the sessions table (small); not defined
+    when grouped or filtered by model or tool."""
+    if {"model", "tool"} & set(group_by) or (f and (f.models or f.tools)):
+        return None
+    p = _Params()
+    cols = [GROUP_COLUMNS[g] for g in group_by]
+    keys = "".join(f", {c}" for c in cols)
+    where = _filters(f, p)
+    sql = (f"SELECT date_trunc({p(bucket)}, started_at, {p(tz)}) AS start{keys}, count(*) AS n\n"
+           f"FROM (SELECT agent, project AS project_id, machine AS machine_id, started_at"
+           f" FROM agent_session) AS s WHERE started_at >= {p(since)} AND started_at < {p(until)} AND {where}\n"
+           f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(cols)))}")
+    return {(r["start"], *(r[c] for c in cols)): r["n"] for r in await fetch(sql, *p.values)}
+
+
+def _sum(points: list[UsagePoint], sessions: int | None) -> UsagePoint:
+    ints: dict[str, int] = defaultdict(int)
+    cost = reported = None
+    for pt in points:
+        for k in ("events", "prompts", "llm_calls", "tool_calls", "tool_errors", "errors",
+                  "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
+                  "tokens_reasoning", "unpriced_calls", "estimated_calls", "lines_added",
+                  "lines_removed"):
+            ints[k] += getattr(pt, k)
+        if pt.cost_usd is not None:
+            cost = (cost or 0.0) + pt.cost_usd
+        if pt.cost_reported_usd is not None:
+            reported = (reported or 0.0) + pt.cost_reported_usd
+    return UsagePoint(start=None, sessions=sessions, cost_usd=cost, cost_reported_usd=reported, **ints)
+
+
+# -- latency ------------------------------------------------------------------------------------
+
+
+def percentiles(hist: dict[int, int], total_ms: int | None = None) -> Percentiles:
+    """p50/p95 from a quarter-octave histogram (``le`` → count), interpolated by rank inside
+    the bucket; exact to the bucket's width (±9 %)."""
+    n = sum(hist.values())
+    if n == 0:
+        return Percentiles(count=0, p50_ms=None, p95_ms=None, mean_ms=None)
+
+    def at(q: float) -> float:
+        rank = q * n
+        seen = 0
+        for le in sorted(hist):
+            c = hist[le]
+            if seen + c >= rank:
+                lo, hi = rollups.histogram_bounds(le)
+                return lo + (hi - lo) * ((rank - seen) / c)
+            seen += c
+        return rollups.histogram_bounds(max(hist))[1]
+
+    return Percentiles(count=n, p50_ms=round(at(0.5), 1), p95_ms=round(at(0.95), 1),
+                       mean_ms=round(total_ms / n, 1) if total_ms is not None else None)
+
+
+async def _histograms(since: datetime, until: datetime, key: str, kinds: tuple[str, ...],
+                      f: UsageFilter | None) -> dict[str, dict[int, int]]:
+    p = _Params()
+    rows = await _rows(rollups.LATENCY, since, until, p, daily_ok=True)
+    sql = (f"SELECT {key} AS k, le, sum(n)::bigint AS n FROM ({rows}) AS r\n"
+           f"WHERE kind = ANY({p(list(kinds))}::text[]) AND {_filters(f, p)} GROUP BY 1, 2")
+    out: dict[str, dict[int, int]] = defaultdict(dict)
+    for r in await fetch(sql, *p.values):
+        out[r["k"]][r["le"]] = r["n"]
+    return out
+
+
+async def tool_stats(since: datetime, until: datetime, filter: UsageFilter | None = None,
+                     top_files: int = 5) -> list[ToolStat]:
+    """Per tool: calls, errors, error rate, duration percentiles, lines changed, top files;
+    most used first."""
+    p = _Params()
+    rows = await _rows(rollups.USAGE, since, until, p, daily_ok=True)
+    data = await fetch(
+        f"""SELECT tool_name,
+                   (sum(events) FILTER (WHERE kind = 'tool_call'))::bigint AS calls,
+                   sum(errors)::bigint AS errors,
+                   (sum(duration_ms) FILTER (WHERE kind IN ('tool_call', 'tool_result')))::bigint AS ms,
+                   sum(lines_added)::bigint AS added, sum(lines_removed)::bigint AS removed
+            FROM ({rows}) AS r
+            WHERE tool_name <> '' AND kind IN ('tool_call', 'tool_result') AND {_filters(filter, p)}
+            GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1""", *p.values)
+    hists = await _histograms(since, until, "tool_name", ("tool_call", "tool_result"), filter)
+    files = await _top_files(since, until, filter, top_files)
+    out = []
+    for r in data:
+        calls = r["calls"] or 0
+        out.append(ToolStat(
+            tool=r["tool_name"], calls=calls, errors=r["errors"],
+            error_rate=r["errors"] / calls if calls else None,
+            duration=percentiles(hists.get(r["tool_name"], {}), r["ms"]),
+            lines_added=r["added"], lines_removed=r["removed"],
+            top_files=files.get(r["tool_name"], [])))
+    return out
+
+
+async def _top_files(since: datetime, until: datetime, f: UsageFilter | None,
+                     limit: int) -> dict[str, list[FileCount]]:
+    p = _Params()
+    rows = await _rows(rollups.FILES, since, until, p, daily_ok=True)
+    sql = f"""SELECT tool_name, file_path, t, a, d FROM (
+                SELECT tool_name, file_path, sum(touches)::bigint AS t, sum(lines_added)::bigint AS a,
+                       sum(lines_removed)::bigint AS d,
+                       row_number() OVER (PARTITION BY tool_name ORDER BY sum(touches) DESC, file_path) AS rank
+                FROM ({rows}) AS r WHERE {_filters(f, p, has_model=False)} GROUP BY 1, 2) x
+              WHERE rank <= {p(limit)} ORDER BY tool_name, rank"""
+    out: dict[str, list[FileCount]] = defaultdict(list)
+    for r in await fetch(sql, *p.values):
+        out[r["tool_name"]].append(FileCount(path=r["file_path"], touches=r["t"],
+                                             lines_added=r["a"], lines_removed=r["d"]))
+    return out
+
+
+async def model_stats(since: datetime, until: datetime,
+                      filter: UsageFilter | None = None) -> list[ModelStat]:
+    """Per model: calls, tokens by bucket, cost, unpriced calls, latency percentiles."""
+    p = _Params()
+    rows = await _rows(rollups.USAGE, since, until, p, daily_ok=True)
+    data = await fetch(
+        f"""SELECT model, sum(events)::bigint AS calls,
+                   sum(tokens_input)::bigint AS ti, sum(tokens_output)::bigint AS tout,
+                   sum(tokens_cache_read)::bigint AS tcr, sum(tokens_cache_write)::bigint AS tcw,
+                   sum(tokens_reasoning)::bigint AS tr, sum(cost_usd)::float8 AS cost,
+                   sum(unpriced)::bigint AS unpriced, sum(duration_ms)::bigint AS ms
+            FROM ({rows}) AS r WHERE kind = 'llm_call' AND {_filters(filter, p)}
+            GROUP BY 1 ORDER BY 2 DESC, 1""", *p.values)
+    hists = await _histograms(since, until, "model", ("llm_call",), filter)
+    return [ModelStat(model=r["model"], calls=r["calls"], tokens_input=r["ti"],
+                      tokens_output=r["tout"], tokens_cache_read=r["tcr"],
+                      tokens_cache_write=r["tcw"], tokens_reasoning=r["tr"], cost_usd=r["cost"],
+                      unpriced_calls=r["unpriced"],
+                      latency=percentiles(hists.get(r["model"], {}), r["ms"]))
+            for r in data]
