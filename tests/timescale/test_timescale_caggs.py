@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from app.db import rollups
 from tests.timescale.pglite import PGlite, PGliteError, assert_same_rows
 from tests.timescale.seed import PROJECT_B, SESSION_1, events_sql, schema_sql
 
@@ -132,6 +133,24 @@ FROM agent_event e JOIN agent_session s ON s.id = e.session_id
 GROUP BY 1, 2, 3"""),),
     ),
 ]
+
+
+def devlog_rollup(r: rollups.Rollup) -> CaggCase:
+    """devlog's own rollup (app/db/rollups.py): the continuous aggregates migration 0004 creates
+    on TimescaleDB, checked against the same aggregation run directly (hourly) and by day."""
+    day = r.select("time_bucket(INTERVAL '1 day', e.ts)", rollups.EVENTS)
+    keys = ", ".join(c for c, _ in r.keys)
+    measures = ", ".join(f"{c}::numeric AS {c}" for c, _ in r.measures)  # daily sums: numeric
+    return CaggCase(
+        name=f"devlog_{r.name}",
+        create=tuple(rollups.timescale_ddl(r)),
+        refresh=(r.name, r.daily),
+        checks=((f"SELECT * FROM {r.name}", r.select(rollups.TIMESCALE_BUCKET, rollups.EVENTS)),
+                (f"SELECT * FROM {r.daily}", f"SELECT bucket, {keys}, {measures} FROM ({day}) AS d")),
+    )
+
+
+CASES += [devlog_rollup(r) for r in rollups.ROLLUPS]
 
 
 def load_events(db: PGlite) -> None:
