@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import strawberry
@@ -14,6 +15,7 @@ from app.gql.types.Machine import Machine
 from app.gql.types.Overview import Overview
 from app.gql.types.Project import Project
 from app.gql.types.Session import Session, SessionConnection, SessionEdge, parse_id
+from app.gql.types.Plans import Plans, RateLimitWindow, UsageBlock
 from app.gql.types.Usage import (
     Job,
     ModelStat,
@@ -26,6 +28,7 @@ from app.gql.types.Usage import (
 )
 from app.services import events as event_service
 from app.services import jobs as job_service
+from app.services import plans as plan_service
 from app.services import usage as usage_service
 from app.services import health as health_service
 from app.services import overview as overview_service
@@ -112,6 +115,16 @@ class Query:
         since, until = _range(range)
         stats = await usage_service.model_stats(since, until, filter.to_service() if filter else None)
         return [ModelStat.from_record(s) for s in stats]
+
+    @strawberry.field(permission_classes=READ, description=(
+        "Subscription plans: Claude's 5-hour usage blocks (current one with burn rate and "
+        "projection) and Codex's rate-limit windows. `machine` limits both to one machine."))
+    async def plans(self, machine: strawberry.ID | None = None) -> Plans:
+        mid = parse_id(machine) if machine else None
+        blocks, windows = await asyncio.gather(plan_service.claude_blocks(machine=mid),
+                                               plan_service.codex_windows(machine=mid))
+        return Plans(claude_blocks=[UsageBlock.from_record(b) for b in blocks],
+                     codex_windows=[RateLimitWindow.from_record(w) for w in windows])
 
     @strawberry.field(permission_classes=READ, description="The scheduled jobs and their last runs.")
     async def jobs(self, info: Info) -> list[Job]:

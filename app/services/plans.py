@@ -1,0 +1,169 @@
+"""Subscription plans: Claude's 5-hour usage blocks and Codex's rate-limit windows.
+
+**Claude blocks** (the way Claude's subscription limits count, and ccusage shows them): a block
+starts at the hour of the first LLM call after the previous block ended, and lasts five hours;
+calls within it count towards it. The current block is the one that has not ended; its burn
+rate is its tokens (and cost) per minute since it started, and its projection what it reaches
+at its end if that rate holds. Blocks are found from the last ``LOOKBACK`` of calls (a chain of
+back-to-back blocks longer than that may start an hour off).
+
+**Codex windows** are what Codex itself logs (``rate_limits`` on its token counts, stored as
+``system`` events whose payload has ``primary``/``secondary``): the used percentage of each
+window (usually 5 hours and a week), when it resets, and — from the snapshots since the window
+began — the burn rate in points per hour and the projected percentage at reset.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from app.db.ddl import fetch
+
+BLOCK = timedelta(hours=5)
+LOOKBACK = timedelta(hours=24)
+
+
+class UsageBlock(msgspec.Struct, frozen=True, kw_only=True):
+    agent: str
+    start: datetime
+    end: datetime
+    active: bool
+    first_call: datetime
+    last_call: datetime
+    calls: int
+    tokens_input: int
+    tokens_output: int
+    tokens_cache_read: int
+    tokens_cache_write: int
+    cost_usd: float | None
+    models: list[str]
+    tokens_per_minute: float | None = None   # burn rate (active block)
+    cost_per_hour: float | None = None
+    projected_tokens: int | None = None      # at the block's end, if the rate holds
+    projected_cost_usd: float | None = None
+    minutes_left: float | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_input + self.tokens_output + self.tokens_cache_read + self.tokens_cache_write
+
+
+class RateLimitWindow(msgspec.Struct, frozen=True, kw_only=True):
+    agent: str
+    name: str              # primary, secondary
+    window_minutes: int | None
+    used_percent: float
+    resets_at: datetime | None
+    observed_at: datetime  # the snapshot's time
+    plan: str | None
+    points_per_hour: float | None = None     # burn rate within this window
+    projected_percent: float | None = None   # at reset, if the rate holds
+
+
+def _floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def blocks_of(calls: list[Any], now: datetime, agent: str = "claude-code") -> list[UsageBlock]:
+    """Group calls (rows with ts, tokens_*, cost_usd, model; oldest first) into 5-hour blocks."""
+    groups: list[tuple[datetime, list[Any]]] = []
+    for c in calls:
+        if not groups or c["ts"] >= groups[-1][0] + BLOCK:
+            groups.append((_floor_hour(c["ts"]), []))
+        groups[-1][1].append(c)
+    out = []
+    for start, rows in groups:
+        end = start + BLOCK
+        cost = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
+        block = UsageBlock(
+            agent=agent, start=start, end=end, active=now < end, first_call=rows[0]["ts"],
+            last_call=rows[-1]["ts"], calls=len(rows),
+            tokens_input=sum(r["tokens_input"] or 0 for r in rows),
+            tokens_output=sum(r["tokens_output"] or 0 for r in rows),
+            tokens_cache_read=sum(r["tokens_cache_read"] or 0 for r in rows),
+            tokens_cache_write=sum(r["tokens_cache_write"] or 0 for r in rows),
+            cost_usd=float(sum(cost)) if cost else None,
+            models=sorted({r["model"] for r in rows if r["model"]}))
+        if block.active:
+            elapsed = max((now - start).total_seconds() / 60, 1.0)
+            left = (end - now).total_seconds() / 60
+            rate = block.tokens / elapsed
+            cost_rate = block.cost_usd / elapsed if block.cost_usd is not None else None
+            block = msgspec.structs.replace(
+                block, tokens_per_minute=round(rate, 1),
+                cost_per_hour=round(cost_rate * 60, 4) if cost_rate is not None else None,
+                projected_tokens=int(block.tokens + rate * left),
+                projected_cost_usd=(round(block.cost_usd + cost_rate * left, 4)
+                                    if cost_rate is not None and block.cost_usd is not None else None),
+                minutes_left=round(left, 1))
+        out.append(block)
+    return out
+
+
+async def claude_blocks(now: datetime | None = None, machine: uuid.UUID | None = None,
+                        limit: int = 6) -> list[UsageBlock]:
+    """Claude Code's 5-hour blocks over the last day, newest first."""
+    now = now or datetime.now(UTC)
+    rows = await fetch(
+        """SELECT e.ts, e.tokens_input, e.tokens_output, e.tokens_cache_read, e.tokens_cache_write,
+                  e.cost_usd::float8 AS cost_usd, e.model
+           FROM agent_event e
+           WHERE e.kind = 'llm_call' AND e.agent = 'claude-code' AND e.ts >= $1 AND e.ts <= $2
+             AND ($3::uuid IS NULL OR e.session_id IN (SELECT id FROM agent_session WHERE machine = $3))
+           ORDER BY e.ts""", now - LOOKBACK, now, machine)
+    return list(reversed(blocks_of(rows, now)))[:limit]
+
+
+def _resets_at(window: dict, observed: datetime) -> datetime | None:
+    at = window.get("resets_at")
+    if isinstance(at, int | float) and at > 0:
+        return datetime.fromtimestamp(at, UTC)
+    seconds = window.get("resets_in_seconds")
+    if isinstance(seconds, int | float):
+        return observed + timedelta(seconds=seconds)
+    return None
+
+
+async def codex_windows(now: datetime | None = None, machine: uuid.UUID | None = None) -> list[RateLimitWindow]:
+    """The latest Codex rate-limit windows, with burn rate and projection from the snapshots
+    taken since each window began."""
+    now = now or datetime.now(UTC)
+    rows = await fetch(
+        """SELECT e.ts, e.payload FROM agent_event e
+           WHERE e.kind = 'system' AND e.agent = 'codex' AND e.ts >= $1 AND e.ts <= $2
+             AND e.payload ? 'primary'
+             AND ($3::uuid IS NULL OR e.session_id IN (SELECT id FROM agent_session WHERE machine = $3))
+           ORDER BY e.ts DESC LIMIT 500""", now - timedelta(days=8), now, machine)
+    if not rows:
+        return []
+    snapshots = [(r["ts"], msgspec.json.decode(r["payload"]) if isinstance(r["payload"], str | bytes)
+                  else r["payload"]) for r in rows]
+    latest_ts, latest = snapshots[0]
+    out = []
+    for name in ("primary", "secondary"):
+        window = latest.get(name) if isinstance(latest, dict) else None
+        if not isinstance(window, dict) or not isinstance(window.get("used_percent"), int | float):
+            continue
+        used = float(window["used_percent"])
+        minutes = window.get("window_minutes") if isinstance(window.get("window_minutes"), int) else None
+        resets = _resets_at(window, latest_ts)
+        rate = projected = None
+        if resets and minutes:
+            began = resets - timedelta(minutes=minutes)
+            same = [(ts, float(w["used_percent"])) for ts, snap in snapshots
+                    if isinstance(snap, dict) and isinstance(w := snap.get(name), dict)
+                    and isinstance(w.get("used_percent"), int | float) and ts >= began]
+            oldest_ts, oldest_used = same[-1]
+            hours = (latest_ts - oldest_ts).total_seconds() / 3600
+            if hours >= 1 / 60 and used >= oldest_used:
+                rate = round((used - oldest_used) / hours, 2)
+                projected = round(used + rate * max(0.0, (resets - now).total_seconds() / 3600), 1)
+        out.append(RateLimitWindow(
+            agent="codex", name=name, window_minutes=minutes, used_percent=used, resets_at=resets,
+            observed_at=latest_ts, plan=latest.get("plan_type") if isinstance(latest.get("plan_type"), str) else None,
+            points_per_hour=rate, projected_percent=projected))
+    return out
