@@ -87,10 +87,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rollup_interval_seconds: Annotated[
         int, _doc("Seconds between two refreshes of the analytics rollups.")
     ] = 60
-    rollup_late_seconds: Annotated[
-        int, _doc("Each rollup refresh also re-reads events ingested this many seconds before "
-                  "its last watermark (transactions that committed late).")
-    ] = 300
     retention_days: Annotated[
         int, _doc("Delete raw events older than this many days (0: keep them forever).")
     ] = 0

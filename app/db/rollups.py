@@ -66,8 +66,12 @@ class Rollup:
         return self.name.replace("_hourly", "_daily")
 
 
-_CONTEXT = (("agent", "e.agent"), ("project_id", "s.project"), ("machine_id", "s.machine"))
-_CONTEXT_TYPES = ("text NOT NULL", "uuid", "uuid")
+# No project / machine is the nil UUID, not NULL: every key column is NOT NULL, so a plain
+# unique index (PostgreSQL 14 has no NULLS NOT DISTINCT) lets the job add deltas with ON CONFLICT.
+NIL = "00000000-0000-0000-0000-000000000000"
+_CONTEXT = (("agent", "e.agent"), ("project_id", f"coalesce(s.project, '{NIL}'::uuid)"),
+            ("machine_id", f"coalesce(s.machine, '{NIL}'::uuid)"))
+_CONTEXT_TYPES = ("text NOT NULL", "uuid NOT NULL", "uuid NOT NULL")
 
 USAGE = Rollup(
     name="usage_hourly",
@@ -124,34 +128,59 @@ TIMESCALE_BUCKET = "time_bucket(INTERVAL '1 hour', e.ts)"
 TIMESCALE_DAY = "time_bucket(INTERVAL '1 day', bucket)"
 
 
+def _unique_key(r: Rollup) -> str:
+    # file paths can be longer than a btree entry allows: the key holds their md5
+    return ", ".join(["bucket", *(f"md5({c})" if c == "file_path" else c for c, _ in r.keys)])
+
+
 def _plain_table(name: str, r: Rollup) -> str:
     cols = ["bucket timestamptz NOT NULL"]
     cols += [f"{col} {typ}" for (col, _), typ in zip(r.keys, r.key_types, strict=True)]
     cols += [f"{col} numeric" if col.startswith("cost") else f"{col} bigint NOT NULL"
              for col, _ in r.measures]
     return (f"CREATE TABLE IF NOT EXISTS {name} (\n    " + ",\n    ".join(cols) + "\n);\n"
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {name}_key ON {name} ({_unique_key(r)});\n"
             f"CREATE INDEX IF NOT EXISTS {name}_bucket_idx ON {name} (bucket);\n")
 
 
 def plain_ddl(r: Rollup) -> str:
-    """The plain-PostgreSQL tables of a rollup, hourly and daily (no unique key: the job
-    replaces whole hours under an advisory lock)."""
+    """The plain-PostgreSQL tables of a rollup, hourly and daily."""
     return _plain_table(r.name, r) + _plain_table(r.daily, r)
+
+
+def _add(table: str, col: str) -> str:
+    if col.startswith("cost"):  # NULL: nothing priced; NULL + x must be x
+        return (f"{col} = CASE WHEN {table}.{col} IS NULL THEN excluded.{col} "
+                f"WHEN excluded.{col} IS NULL THEN {table}.{col} ELSE {table}.{col} + excluded.{col} END")
+    return f"{col} = {table}.{col} + excluded.{col}"
+
+
+def plain_delta_sql(r: Rollup) -> list[str]:
+    """Two statements that add the events ingested in [``$1``, ``$2``) with ``ts`` at or after
+    ``$3`` (``-infinity`` for no bound) to the hourly, then the daily rows."""
+    where = "e.ingested_at >= $1 AND e.ingested_at < $2 AND e.ts >= $3"
+    out = []
+    for table, bucket in ((r.name, PLAIN_BUCKET), (r.daily, "date_trunc('day', e.ts, 'UTC')")):
+        sets = ", ".join(_add(table, c) for c, _ in r.measures)
+        out.append(f"INSERT INTO {table} ({', '.join(r.columns)})\n{r.select(bucket, EVENTS, where)}\n"
+                   f"ON CONFLICT ({_unique_key(r)}) DO UPDATE SET {sets}")
+    return out
 
 
 _RANGES = "unnest($1::timestamptz[], $2::timestamptz[]) AS h(a, b)"
 
 
 def plain_refresh_sql(r: Rollup) -> list[str]:
-    """Four statements: replace the hours in the ranges ``unnest($1 starts, $2 ends)``; then
+    """Four statements (for re-aggregation; the job adds deltas): replace the hours in the ranges ``unnest($1 starts, $2 ends)``; then
     replace the days in the ranges ``unnest($1, $2)`` — whole UTC days, not overlapping — from
-    the hourly rows (the caller passes hour ranges to the first two, day ranges to the last two)."""
+    the hourly rows (the caller passes hour ranges to the first two, day ranges to the last two).
+    Only events before the watermark go in: the others are the readers' tail."""
     hours = days = _RANGES
     events = f"{hours} JOIN agent_event e ON e.ts >= h.a AND e.ts < h.b JOIN agent_session s ON s.id = e.session_id"
     columns = ", ".join(r.columns)
     return [
         f"DELETE FROM {r.name} USING {hours} WHERE bucket >= h.a AND bucket < h.b",
-        f"INSERT INTO {r.name} ({columns})\n{r.select(PLAIN_BUCKET, events)}",
+        f"INSERT INTO {r.name} ({columns})\n{r.select(PLAIN_BUCKET, events, ROLLED_UP)}",
         f"DELETE FROM {r.daily} USING {days} WHERE bucket >= h.a AND bucket < h.b",
         f"INSERT INTO {r.daily} ({columns})\n"
         + r.reaggregate("date_trunc('day', x.bucket, 'UTC')",
@@ -176,3 +205,5 @@ def timescale_ddl(r: Rollup) -> list[str]:
 # so a refresh committing in between cannot make an event count twice or not at all.
 WATERMARK = ("coalesce((SELECT watermark FROM job_state WHERE name = 'rollups'),"
              " '-infinity'::timestamptz)")
+TAIL = f"e.ingested_at >= {WATERMARK}"  # events not in the rollup tables yet
+ROLLED_UP = f"e.ingested_at < {WATERMARK}"  # the others

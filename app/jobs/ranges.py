@@ -25,7 +25,7 @@ def merge(starts: Iterable[datetime], unit: timedelta) -> tuple[list[datetime], 
     """Unit-aligned starts (any order, repeats allowed) → merged ranges as (starts, ends)."""
     out_a: list[datetime] = []
     out_b: list[datetime] = []
-    for s in sorted(set(floor(t, unit) for t in starts)):
+    for s in sorted({floor(t, unit) for t in starts}):
         if out_b and out_b[-1] == s:
             out_b[-1] = s + unit
         else:

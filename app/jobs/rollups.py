@@ -1,24 +1,28 @@
 """Keeping the rollups (``app/db/rollups.py``) current.
 
-Plain PostgreSQL — incremental from a watermark, exact, idempotent:
+Plain PostgreSQL — incremental, exact, idempotent. The rollup tables hold exactly the events
+ingested before the watermark ``W`` (``job_state``); readers add the raw events ingested at or
+after ``W`` (the tail). A refresh, under a session-level advisory lock (:data:`LOCK_KEY`; a
+second process waits or skips):
 
-1. In one REPEATABLE READ transaction holding the advisory lock :data:`LOCK_KEY` (a second
-   process, or a second run, waits or skips), read the watermark ``W`` (``job_state``).
-2. The new watermark ``W'`` is the greatest ``ingested_at`` visible in this snapshot. Every event
-   ingested after ``W − late`` (``DEVLOG_ROLLUP_LATE_SECONDS``: an ingest transaction stamps its
-   rows with its *start* time and may commit after a run has read past it) names an hour to redo.
-3. Each such hour is replaced whole: its rollup rows deleted, re-aggregated from all its raw
-   events (so a backfill of last month's logs lands in last month's hours). Then the UTC days of
-   those hours are re-aggregated from the hourly rows. ``W'`` is stored in the same transaction.
+1. Picks the new watermark ``W'`` *before* opening its transaction: the earlier of the clock
+   and the start of the oldest transaction open in this database. An ingest transaction stamps
+   its events with its start time (``ingested_at = now()``), so every event with
+   ``ingested_at < W'`` belongs to a transaction that had ended by then: the refresh's snapshot,
+   taken afterwards, sees all of them, and none can still appear later.
+2. In one transaction: aggregates the events with ``W ≤ ingested_at < W'`` — whatever their
+   event time, so a backfill of last month lands in last month's hours — and adds them to the
+   hourly and daily rows (``INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n``), then stores
+   ``W'``. A crash before COMMIT leaves nothing half-done; a second run finds nothing new.
 
-Because a whole hour is recomputed from raw events, running a refresh twice, or two processes
-racing, changes nothing. Hours older than the raw-event retention horizon are never redone
-(their raw events are gone; the rollup is all that is left). Readers add the raw events ingested
-after ``W'`` (the tail) to the rollup rows, so answers are current to the last ingested event.
+So the cost of a refresh is proportional to what was ingested since the last one, and a row is
+never counted twice or missed. A long open transaction holds ``W'`` back (the tail grows; the
+answers stay exact). Events older than the raw-event retention horizon are not added (they are
+being deleted). :func:`reaggregate` recomputes whole hours from raw events (after costs change).
 
 TimescaleDB — the rollups are continuous aggregates with real-time aggregation (the database
-adds the tail itself); a refresh is ``refresh_continuous_aggregate`` over everything up to the
-current hour (TimescaleDB only re-materialises the buckets its invalidation log names).
+adds the tail itself); a refresh is ``refresh_continuous_aggregate`` from the retention horizon
+up to the current hour (TimescaleDB re-materialises only what its invalidation log names).
 """
 
 from __future__ import annotations
@@ -43,16 +47,19 @@ LOCK_KEY = 0x6465766C6F6701  # "devlog" + 1: the rollup job
 STATE = "rollups"
 
 
+NEVER = datetime(1, 1, 1, tzinfo=UTC)  # no lower bound (a watermark before any event)
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
-    hours: int            # hours re-aggregated
+    events: int            # events added to the rollups (-1: TimescaleDB refresh)
     watermark: datetime | None
     skipped: bool = False  # another process held the lock
 
     def describe(self) -> str:
         if self.skipped:
             return "skipped: another process is refreshing"
-        return f"{self.hours} hour(s) re-aggregated"
+        return "refreshed" if self.events < 0 else f"{self.events} event(s) rolled up"
 
 
 def retention_horizon(settings: Settings, now: datetime | None = None) -> datetime | None:
@@ -76,28 +83,29 @@ async def refresh(settings: Settings | None = None, *, wait: bool = False) -> Re
         return await _refresh_continuous(settings)
     async with DB.pool.acquire() as conn, _locked(conn, wait) as locked:
         if not locked:
-            return RefreshResult(hours=0, watermark=None, skipped=True)
-        async with conn.transaction(isolation="repeatable_read"):
-            return await _refresh(conn, settings)
-
-
-async def _refresh(conn: asyncpg.Connection, settings: Settings) -> RefreshResult:
-    previous = await conn.fetchval("SELECT watermark FROM job_state WHERE name = $1", STATE)
-    since = previous - timedelta(seconds=settings.rollup_late_seconds) if previous else None
-    newest = await conn.fetchval(
-        "SELECT max(ingested_at) FROM agent_event WHERE $1::timestamptz IS NULL OR ingested_at > $1",
-        since)
-    if newest is None:  # nothing new
-        return RefreshResult(hours=0, watermark=previous)
-    rows = await conn.fetch(
-        "SELECT DISTINCT date_trunc('hour', ts, 'UTC') AS h FROM agent_event"
-        " WHERE $1::timestamptz IS NULL OR ingested_at > $1", since)
-    horizon = retention_horizon(settings)
-    hours = [r["h"] for r in rows if horizon is None or r["h"] >= horizon]
-    await _replace(conn, *ranges.merge(hours, ranges.HOUR))
-    mark = max(newest, previous) if previous else newest
-    await _store_watermark(conn, mark)
-    return RefreshResult(hours=len(hours), watermark=mark)
+            return RefreshResult(events=0, watermark=None, skipped=True)
+        # Before the transaction (and its snapshot): see the module's docstring, step 1.
+        mark = await conn.fetchval(
+            """SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid()""")
+        async with conn.transaction():
+            previous = await conn.fetchval(
+                "SELECT watermark FROM job_state WHERE name = $1 FOR UPDATE", STATE)
+            since = previous or NEVER
+            if mark <= since:
+                return RefreshResult(events=0, watermark=previous)
+            horizon = retention_horizon(settings) or NEVER
+            events = await conn.fetchval(
+                "SELECT count(*) FROM agent_event WHERE ingested_at >= $1 AND ingested_at < $2",
+                since, mark)
+            if events:
+                for r in rollups.ROLLUPS:
+                    for statement in rollups.plain_delta_sql(r):
+                        await conn.execute(statement, since, mark, horizon)
+            await conn.execute(
+                "INSERT INTO job_state (name, watermark) VALUES ($1, $2)"
+                " ON CONFLICT (name) DO UPDATE SET watermark = excluded.watermark", STATE, mark)
+            return RefreshResult(events=events, watermark=mark)
 
 
 async def reaggregate(since: datetime | None = None, until: datetime | None = None) -> int:
@@ -158,12 +166,6 @@ async def _replace(conn: asyncpg.Connection, starts: list[datetime], ends: list[
         await conn.execute(insert_days, day_starts, day_ends)
 
 
-async def _store_watermark(conn: asyncpg.Connection, value: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO job_state (name, watermark) VALUES ($1, $2)"
-        " ON CONFLICT (name) DO UPDATE SET watermark = excluded.watermark", STATE, value)
-
-
 async def _refresh_continuous(settings: Settings) -> RefreshResult:
     """Refresh up to the current hour, from the retention horizon: a refresh over a range
     whose raw chunks were dropped would empty the aggregate there."""
@@ -174,4 +176,4 @@ async def _refresh_continuous(settings: Settings) -> RefreshResult:
             await conn.execute("CALL refresh_continuous_aggregate($1, $2, $3)", r.name, start, end)
             await conn.execute("CALL refresh_continuous_aggregate($1, $2, $3)", r.daily,
                                start, ranges.floor(end, ranges.DAY))
-    return RefreshResult(hours=-1, watermark=end)
+    return RefreshResult(events=-1, watermark=end)

@@ -57,7 +57,7 @@ async def run_job(spec: JobSpec, settings: Settings) -> None:
     error = result = None
     try:
         result = await spec.run(settings)
-    except Exception as exc:  # a job must never take the server down
+    except Exception as exc:  # noqa: BLE001 -- a job must never take the server down
         error = f"{type(exc).__name__}: {exc}"
         log.warning("job %s failed: %s", spec.name, error)
     else:

@@ -191,7 +191,7 @@ async def _rows(r: Rollup, since: datetime, until: datetime, p: _Params, *,
     parts.append(f"SELECT {columns} FROM {r.name} WHERE bucket >= {p(hourly_lo)} AND bucket < {p(hourly_hi)}")
     if not hypertable:  # the watermark read in the same statement (snapshot) as the rollup
         parts.append(r.select(rollups.PLAIN_BUCKET, rollups.EVENTS,
-                              f"e.ingested_at > {rollups.WATERMARK} AND e.ts >= {p(lo)} AND e.ts < {p(hi)}"))
+                              f"{rollups.TAIL} AND e.ts >= {p(lo)} AND e.ts < {p(hi)}"))
     return "\nUNION ALL\n".join(f"({part})" for part in parts)
 
 

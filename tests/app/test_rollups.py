@@ -121,8 +121,8 @@ async def rolled_usage(agents: list[str], since: datetime, until: datetime, buck
 
 def assert_same(got: dict, want: dict) -> None:
     assert got.keys() == want.keys()
-    for k in want:
-        g, w = got[k], want[k]
+    for k, w in want.items():
+        g = got[k]
         assert {c: g[c] for c in COMPARED} == {c: w[c] for c in COMPARED}, k
         if w["cost_usd"] is None:
             assert g["cost_usd"] is None, k
@@ -248,3 +248,34 @@ async def test_jobs_run_in_the_server_and_report(client: httpx.AsyncClient) -> N
     assert jobs["rollups"]["lastRun"] and jobs["rollups"]["lastError"] is None
     assert jobs["rollups"]["nextRun"] and jobs["rollups"]["runs"] >= 1
     assert "retention" in jobs
+
+
+async def test_an_event_committed_after_a_refresh_began_is_not_lost(client: httpx.AsyncClient,
+                                                                      database_url: str) -> None:
+    """An ingest transaction stamps its events with its start time and may commit after a
+    refresh has read past that time: the watermark must stop short of open transactions."""
+    import asyncpg
+
+    tag = uuid.uuid4().hex[:6]
+    agents = [f"open-{tag}"]
+    start = datetime(2031, 9, 1, 10, tzinfo=UTC)
+    await ingest(client, random_events(random.Random(5), agents, start, 2, 50, tag))
+    session = (await fetch("SELECT session_id FROM agent_event WHERE agent = $1 LIMIT 1", agents[0]))[0][0]
+    slow = await asyncpg.connect(database_url)
+    try:
+        tx = slow.transaction()
+        await tx.start()
+        await slow.execute("""INSERT INTO agent_event (id, ts, session_id, kind, agent, tokens_output)
+                              VALUES ($1, $2, $3, 'llm_call', $4, 1234)""",
+                           uuid.uuid4(), start + timedelta(minutes=5), session, agents[0])
+        await ingest(client, random_events(random.Random(6), agents, start, 2, 50, f"{tag}-2"))
+        await rollups.refresh(wait=True)  # sees the second batch, not the open transaction
+        await tx.commit()
+    finally:
+        await slow.close()
+    for _ in range(2):  # before and after the next refresh
+        want = await raw_usage(agents, start, start + timedelta(hours=2), "hour", "UTC", ["agent"])
+        assert sum(w["tokens_output"] for w in want.values()) >= 1234
+        assert_same(await rolled_usage(agents, start, start + timedelta(hours=2), "hour", "UTC", ["agent"]),
+                    want)
+        await rollups.refresh(wait=True)
