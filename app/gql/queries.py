@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import strawberry
 
@@ -13,9 +13,9 @@ from app.gql.types.Event import EventConnection
 from app.gql.types.Health import Health
 from app.gql.types.Machine import Machine
 from app.gql.types.Overview import Overview
+from app.gql.types.Plans import Plans, RateLimitWindow, UsageBlock
 from app.gql.types.Project import Project
 from app.gql.types.Session import Session, SessionConnection, SessionEdge, parse_id
-from app.gql.types.Plans import Plans, RateLimitWindow, UsageBlock
 from app.gql.types.Usage import (
     Job,
     ModelStat,
@@ -27,13 +27,13 @@ from app.gql.types.Usage import (
     UsageReport,
 )
 from app.services import events as event_service
-from app.services import jobs as job_service
-from app.services import plans as plan_service
-from app.services import usage as usage_service
 from app.services import health as health_service
+from app.services import jobs as job_service
 from app.services import overview as overview_service
+from app.services import plans as plan_service
 from app.services import projects as project_service
 from app.services import sessions as session_service
+from app.services import usage as usage_service
 
 MAX_LIST = 500
 READ = [CanRead]
@@ -83,7 +83,7 @@ class Query:
         "Now and today: active sessions, today's events, tokens and cost, events per minute over "
         "the last hour, top tools and models. `timeZone` (IANA) decides when today began."))
     async def overview(self, time_zone: str = "UTC") -> Overview:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return Overview.from_record(await overview_service.overview(now, time_zone))
 
     @strawberry.field(permission_classes=READ, description=(
@@ -140,7 +140,7 @@ class Query:
 
 
 def _range(r: TimeRangeInput) -> tuple[datetime, datetime]:
-    until = r.until or datetime.now(timezone.utc)
+    until = r.until or datetime.now(UTC)
     if r.since.tzinfo is None or until.tzinfo is None:
         raise ValueError("give times with a time zone (e.g. 2026-11-25T00:00:00Z)")
     if until <= r.since:

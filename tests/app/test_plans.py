@@ -44,7 +44,7 @@ async def test_plans_query_reports_the_current_block_and_codex_windows(client: h
     events = [event(f"{key}-c", i, "llm_call", agent="claude-code", ts=now - timedelta(minutes=m),
                     model="claude-sonnet-4-5", tokens={"input": 10, "output": 90, "cacheRead": 900},
                     **ctx) for i, m in enumerate((50, 30, 5))]
-    limits = lambda used, at: {"primary": {"used_percent": used, "window_minutes": 300,  # noqa: E731
+    limits = lambda used, at: {"primary": {"used_percent": used, "window_minutes": 300,
                                            "resets_at": int((now + timedelta(hours=2)).timestamp())},
                                "secondary": {"used_percent": 3.0, "window_minutes": 10080,
                                              "resets_in_seconds": 86400},
