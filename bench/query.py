@@ -37,8 +37,10 @@ KINDS = ["user_prompt", "llm_call", "llm_call", "tool_call", "tool_result", "too
          "tool_result", "assistant_message", "reasoning"]
 TOOLS = ["Read", "Edit", "Bash", "Grep", "Write"]
 AGENTS = ["claude-code", "codex", "copilot"]
+MODELS = ["claude-sonnet-4-5", "claude-opus-4-1", "gpt-5-codex", "gpt-5", "claude-haiku-4-5"]
 COLUMNS = ("id", "ts", "session_id", "seq", "kind", "agent", "model", "tokens_input",
-           "tokens_output", "tokens_cache_read", "tool_name", "status", "content")
+           "tokens_output", "tokens_cache_read", "tool_name", "status", "content", "duration_ms",
+           "file_path")
 
 
 async def generate(url: str, n_events: int, n_sessions: int) -> None:
@@ -58,12 +60,14 @@ async def generate(url: str, n_events: int, n_sessions: int) -> None:
             t = t + timedelta(seconds=rng.randint(1, 40))
             kind = KINDS[i % len(KINDS)] if i else "user_prompt"
             batch.append((uuid.uuid4(), t, sid, i, kind, agent,
-                          "claude-sonnet-4-5" if kind == "llm_call" else None,
+                          MODELS[(i + len(agent)) % 5] if kind == "llm_call" else None,
                           10 if kind == "llm_call" else None, 300 if kind == "llm_call" else None,
                           20000 if kind == "llm_call" else None,
                           TOOLS[i % 5] if kind.startswith("tool") else None,
                           ("error" if i % 17 == 0 else "ok") if kind == "tool_result" else None,
-                          f"prompt {i} about the parser" if kind == "user_prompt" else "x" * 200))
+                          f"prompt {i} about the parser" if kind == "user_prompt" else "x" * 200,
+                          rng.randint(20, 60_000) if kind in ("llm_call", "tool_result") else None,
+                          f"/src/mod{i % 300}.py" if kind.startswith("tool") and i % 5 < 3 else None))
         if len(batch) >= 100_000:
             await conn.copy_records_to_table("agent_event", records=batch, columns=COLUMNS)
             done += len(batch)
@@ -91,6 +95,22 @@ async def generate(url: str, n_events: int, n_sessions: int) -> None:
     await conn.execute("VACUUM ANALYZE agent_session")
     print(f"  generated in {time.perf_counter() - t0:.0f}s")
     await conn.close()
+
+
+async def build_rollups(url: str) -> None:
+    """The first rollup refresh over the generated events (the server's job would do it)."""
+    from app.db import engine
+    from app.jobs import rollups
+    from app.settings import load_settings
+
+    engine.configure(url)
+    await engine.open_pool(1, 2)
+    try:
+        t0 = time.perf_counter()
+        result = await rollups.refresh(load_settings(database_url=url), wait=True)
+        print(f"  rollups built in {time.perf_counter() - t0:.0f}s ({result.describe()})")
+    finally:
+        await engine.close_pool()
 
 
 def measure(client: httpx.Client, query: str, variables: dict, runs: int) -> tuple[float, float]:
@@ -121,8 +141,21 @@ SESSIONS = """query($f: SessionFilterInput, $after: String) { sessions(filter: $
   pageInfo { endCursor } } }"""
 DETAIL = """query($id: ID!) { session(id: $id) { id title tokens { input output } children { id }
   events(first: 100) { edges { node { id ts kind toolName status content } } } } }"""
+USAGE = """query($since: DateTime!, $bucket: TimeBucket!, $group: [UsageGroup!]) {
+  usage(range: {since: $since}, bucket: $bucket, groupBy: $group) {
+    points { start agent model events llmCalls tokens { input output cacheRead } costUsd }
+    totals { events tokens { total } costUsd } } }"""
+TOOL_STATS = """query($since: DateTime!) { toolStats(range: {since: $since}) {
+  tool calls errorRate duration { p50Ms p95Ms } topFiles { path touches } } }"""
+MODEL_STATS = """query($since: DateTime!) { modelStats(range: {since: $since}) {
+  model calls tokens { input output } costUsd latency { p50Ms p95Ms } } }"""
 OVERVIEW = """{ overview { activeSessions eventsToday tokensToday { input output } eventsPerMinute { count }
   topTools { name count errors } topModels { name count } } }"""
+
+
+def ago(days: int) -> str:
+    """A range start ``days`` ago, not on the hour (the partial hour is read from raw events)."""
+    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
 
 
 def main() -> None:
@@ -135,6 +168,7 @@ def main() -> None:
         asyncio.run(migrate(url))
         print(f"generating {args.events:,} events over {args.sessions:,} sessions and 90 days")
         asyncio.run(generate(url, args.events, args.sessions))
+        asyncio.run(build_rollups(url))
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVLOG_")}
         env.update(DEVLOG_DATABASE_URL=url, DEVLOG_LOG_LEVEL="warning")
@@ -159,6 +193,13 @@ def main() -> None:
                      {"f": {"agent": ["codex"], "status": "ENDED", "text": "parser"}}),
                     ("session detail + 100 events", DETAIL, {"id": some_id}),
                     ("overview", OVERVIEW, {}),
+                    ("usage, 90 days by day and agent", USAGE,
+                     {"since": ago(90), "bucket": "DAY", "group": ["AGENT"]}),
+                    ("usage, 90 days by week and model", USAGE,
+                     {"since": ago(90), "bucket": "WEEK", "group": ["MODEL"]}),
+                    ("usage, 7 days by hour", USAGE, {"since": ago(7), "bucket": "HOUR", "group": []}),
+                    ("toolStats, 30 days", TOOL_STATS, {"since": ago(30)}),
+                    ("modelStats, 90 days", MODEL_STATS, {"since": ago(90)}),
                 ]:
                     p50, p95 = measure(c, q, v, args.runs)
                     rows.append([label, f"{p50:.1f} ms", f"{p95:.1f} ms"])
