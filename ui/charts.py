@@ -16,8 +16,14 @@ def _fmt(value: float) -> str:
 
 def stacked_columns(columns: Sequence[tuple[datetime, dict[str, float]]], series: Sequence[str], *,
                     label: Callable[[datetime], str], unit: str = "", height: int = 160,
-                    width: int = 720, title: str = "") -> Markup:
-    """One column per time bucket, stacked by series; x labels every few columns."""
+                    width: int = 720, title: str = "", fmt: Callable[[float], str] = _fmt,
+                    axis: Callable[[float], str] | None = None,
+                    tooltip: Callable[[datetime], str] | None = None) -> Markup:
+    """One column per time bucket, stacked by series; x labels every few columns. ``fmt``
+    formats a value in a tooltip, ``axis`` a grid line's value, ``tooltip`` a bucket's time
+    (default: ``label``)."""
+    axis = axis or _short
+    tooltip = tooltip or label
     n = max(len(columns), 1)
     top = max((sum(v.values()) for _t, v in columns), default=0) or 1
     pad_left, pad_bottom, pad_top = 44, 18, 10
@@ -29,7 +35,7 @@ def stacked_columns(columns: Sequence[tuple[datetime, dict[str, float]]], series
         y = pad_top + plot_h - plot_h * frac
         parts.append(f'<line class="grid" x1="{pad_left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{pad_left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                     f'{escape(_short(top * frac))}</text>')
+                     f'{escape(axis(top * frac))}</text>')
     every = max(1, n // 8)
     for i, (t, values) in enumerate(columns):
         x = pad_left + i * step + (step - bar) / 2
@@ -42,11 +48,61 @@ def stacked_columns(columns: Sequence[tuple[datetime, dict[str, float]]], series
             y -= h
             parts.append(
                 f'<rect class="series-{s % 8}" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" '
-                f'height="{max(h, 0.5):.1f}"><title>{escape(label(t))} · {escape(name)}: '
-                f'{_fmt(v)}{escape(unit)}</title></rect>')
+                f'height="{max(h, 0.5):.1f}"><title>{escape(tooltip(t))} · {escape(name)}: '
+                f'{escape(fmt(v))}{escape(unit)}</title></rect>')
         if i % every == 0:
             parts.append(f'<text class="axis" x="{x + bar / 2:.1f}" y="{height - 4}" '
                          f'text-anchor="middle">{escape(label(t))}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def legend(series: Sequence[str]) -> Markup:
+    """The key to a chart's series, in the chart's colours (``k0`` … ``k7``)."""
+    items = "".join(f'<span><i class="k{i % 8}"></i>{escape(name)}</span>'
+                    for i, name in enumerate(series))
+    return Markup(f'<div class="legend">{items}</div>')
+
+
+def line(points: Sequence[tuple[datetime, float | None]], *, label: Callable[[datetime], str],
+         tooltip: Callable[[datetime], str] | None = None, height: int = 120, width: int = 720,
+         title: str = "", percent: bool = True) -> Markup:
+    """A line over time buckets (None: no value, a gap), with a dot and tooltip per value; y
+    from 0 to 100 % (``percent``) or to the largest value."""
+    tooltip = tooltip or label
+    n = max(len(points), 1)
+    values = [v for _t, v in points if v is not None]
+    top = 1.0 if percent else (max(values, default=0) or 1)
+    pad_left, pad_bottom, pad_top = 44, 18, 8
+    plot_w, plot_h = width - pad_left, height - pad_bottom - pad_top
+    step = plot_w / n
+
+    def show(v: float) -> str:
+        return f"{100 * v:.0f} %" if percent else _short(v)
+
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
+    for frac in (0.0, 0.5, 1.0):
+        y = pad_top + plot_h - plot_h * frac
+        parts.append(f'<line class="grid" x1="{pad_left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="axis" x="{pad_left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                     f'{escape(show(top * frac))}</text>')
+    segments: list[list[str]] = [[]]
+    dots = []
+    every = max(1, n // 8)
+    for i, (t, v) in enumerate(points):
+        x = pad_left + i * step + step / 2
+        if v is None:
+            segments.append([])
+        else:
+            y = pad_top + plot_h - plot_h * min(v / top, 1.0)
+            segments[-1].append(f"{x:.1f},{y:.1f}")
+            dots.append(f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="3">'
+                        f'<title>{escape(tooltip(t))}: {escape(show(v))}</title></circle>')
+        if i % every == 0:
+            parts.append(f'<text class="axis" x="{x:.1f}" y="{height - 4}" '
+                         f'text-anchor="middle">{escape(label(t))}</text>')
+    parts += [f'<polyline class="line" points="{" ".join(seg)}"/>' for seg in segments if len(seg) > 1]
+    parts += dots
     parts.append("</svg>")
     return Markup("".join(parts))
 

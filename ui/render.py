@@ -142,6 +142,18 @@ def short(text: str | None, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def money(value: float | None) -> Markup:
+    """US dollars; None (no price known for some call) is a dash with a tooltip."""
+    if value is None:
+        return Markup('<span class="unpriced" title="no price known">—</span>')
+    exact = f"${value:,.6f}".rstrip("0").rstrip(".")
+    if value == 0 or abs(value) >= 0.01:
+        text = f"${value:,.2f}"
+    else:
+        text = "<$0.01"
+    return Markup('<span title="{}">{}</span>').format(exact, text)
+
+
 def percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f} %" if whole else "–"
 
@@ -151,6 +163,6 @@ def environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(markdown=markdown, num=num, compact=compact, duration=duration,
                        when=when, clock=clock, pretty_json=pretty_json, payload=payload,
-                       diff=diff, short=short, span=span, percent=percent)
+                       diff=diff, short=short, span=span, percent=percent, money=money)
     env.globals.update(escape=escape)
     return env

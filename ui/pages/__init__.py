@@ -7,7 +7,7 @@ from litestar import Router
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
-from ui.pages import live, overview, projects, session, sessions
+from ui.pages import live, overview, projects, session, sessions, tools, usage
 from ui.render import environment
 
 PAGES = [
@@ -17,6 +17,9 @@ PAGES = [
     session.session_events_page,
     projects.projects_page,
     projects.project_page,
+    usage.usage_page,
+    usage.usage_csv,
+    tools.tools_page,
     live.live_overview,
     live.live_session,
     live.live_sessions,

@@ -46,6 +46,16 @@ def time_zone(request: Request) -> str:
     return tz
 
 
+def bad_request(request: Request, message: str, target: str) -> Template:
+    """A readable HTTP 400: the whole page, or just the message for an htmx request aimed at
+    ``target`` (htmx swaps 400 responses: see base.html's htmx-config)."""
+    fragment = wants_fragment(request, target)
+    return Template(template_name="partials/_bad_request.html" if fragment else "bad_request.html",
+                    context={"message": message, "version": __version__, "nav": "",
+                             "back": request.url.path},
+                    headers=SECURITY_HEADERS, status_code=400)
+
+
 def not_found(what: str) -> Response:
     return Response(content=f"{what} not found", status_code=404, media_type="text/plain",
                     headers=SECURITY_HEADERS)

@@ -1,0 +1,116 @@
+"""The usage and tools pages over plain HTTP (no browser): the CSV export, fragments for htmx,
+time zones, and bad parameters (a readable 400, never a 500)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+
+import httpx
+import pytest
+
+from tests.ui.test_dashboard_browser import ingest
+from tests.ui.test_usage_tools_browser import usage_events
+
+
+@pytest.fixture(scope="module")
+async def tag(server: str) -> str:
+    tag = uuid.uuid4().hex[:8]
+    await ingest(server, usage_events(tag))
+    return tag
+
+
+def rows_of(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+async def test_csv_export(client: httpx.AsyncClient, tag: str) -> None:
+    r = await client.get("/usage.csv", params={"range": "7d", "by": "model"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/csv; charset=utf-8"
+    assert re.fullmatch(r'attachment; filename="devlog-usage-by-model-[0-9-]+\.csv"',
+                        r.headers["content-disposition"])
+    rows = rows_of(r.text)
+    assert list(rows[0])[:4] == ["bucket_start", "bucket", "model", "events"]
+    assert {row["bucket"] for row in rows} == {"day"}
+    mine = [row for row in rows if row["model"] == f"model-{tag}"]
+    assert sum(int(row["llm_calls"]) for row in mine) == 6
+    assert sum(int(row["tokens_total"]) for row in mine) == 6 * 3800
+    assert all(row["sessions"] == "" for row in rows)  # not defined per model
+    old = [row for row in rows if row["model"] == f"old-{tag}"]
+    assert len(old) == 1 and old[0]["tokens_total"] == "18"
+
+    page = await client.get("/usage", params={"range": "7d", "by": "model"})
+    total = int(re.search(r'id="total-tokens" data-value="(\d+)"', page.text).group(1))
+    assert sum(int(row["tokens_total"]) for row in rows) == total
+
+    hourly = rows_of((await client.get("/usage.csv", params={"range": "24h", "by": "agent"})).text)
+    assert {row["bucket"] for row in hourly} == {"hour"}
+    assert not any(row["agent"] == "" for row in hourly)
+    assert all(row["sessions"] != "" for row in hourly)
+
+
+async def test_csv_follows_the_viewers_time_zone(client: httpx.AsyncClient, tag: str) -> None:
+    for zone, offsets in (("Asia/Kolkata", ("+05:30",)), ("America/New_York", ("-05:00", "-04:00"))):
+        r = await client.get("/usage.csv", params={"range": "7d"}, headers={"Cookie": f"tz={zone}"})
+        assert r.status_code == 200
+        starts = [row["bucket_start"] for row in rows_of(r.text)]
+        assert starts and all(s.endswith(offsets) for s in starts), (zone, starts[:3])
+        assert all("T00:00:00" in s for s in starts)  # the viewer's midnight
+        page = await client.get("/usage", params={"range": "24h"}, headers={"Cookie": f"tz={zone}"})
+        assert page.status_code == 200 and zone in page.text
+
+
+async def test_fragments_for_htmx(client: httpx.AsyncClient, tag: str) -> None:
+    for url, target in (("/usage?range=30d&by=agent", "usage-results"), ("/tools?range=30d", "tools-results")):
+        r = await client.get(url, headers={"HX-Request": "true", "HX-Target": target})
+        assert r.status_code == 200
+        assert "<html" not in r.text and 'id="custom-dates" hx-swap-oob="true"' in r.text
+        full = await client.get(url)
+        assert "<html" in full.text and 'aria-current="page"' in full.text
+
+
+@pytest.mark.parametrize("url, message", [
+    ("/usage?range=custom&since=2025-13-01", "must be a date"),
+    ("/usage?range=custom&since=yesterday&until=2025-01-01", "must be a date"),
+    ("/usage?range=custom&since=2025-03-10&until=2025-03-01", "before it starts"),
+    ("/usage?range=custom&since=2020-01-01&until=2025-01-01", "longer than"),
+    ("/usage?range=1y", "Unknown range"),
+    ("/usage?by=project", "Cannot stack by"),
+    ("/tools?range=forever", "Unknown range"),
+    ("/tools?agent=%3Cimg%20src%3Dx%3E", "Unknown agent"),
+    ("/tools?project=not-a-uuid", "project"),
+    ("/tools?range=custom&until=2025-02-30", "must be a date"),
+])
+async def test_bad_parameters_are_a_readable_400(client: httpx.AsyncClient, url: str, message: str) -> None:
+    r = await client.get(url)
+    assert r.status_code == 400, r.text[:300]
+    assert r.headers["content-type"].startswith("text/html")
+    assert message in r.text and "<h1>Bad request</h1>" in r.text
+    assert "<img src=x" not in r.text  # the bad value is shown escaped
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    fragment = await client.get(url, headers={"HX-Request": "true",
+                                              "HX-Target": "usage-results" if "usage" in url else "tools-results"})
+    assert fragment.status_code == 400 and message in fragment.text and "<html" not in fragment.text
+
+
+async def test_bad_csv_parameters(client: httpx.AsyncClient) -> None:
+    for params in ({"range": "custom", "since": "31/01/2025"}, {"by": "tool"}, {"range": "2w"}):
+        r = await client.get("/usage.csv", params=params)
+        assert r.status_code == 400
+        assert r.headers["content-type"].startswith("text/plain")
+        assert r.text.startswith("Bad request: ")
+
+
+async def test_pages_are_in_the_nav_and_work_with_defaults(client: httpx.AsyncClient, tag: str) -> None:
+    for url in ("/usage", "/tools", "/usage?range=90d&by=model", "/tools?range=24h&agent=codex",
+                "/usage?range=custom", "/usage?range=custom&since=2024-01-01&until=2024-12-31"):
+        r = await client.get(url)
+        assert r.status_code == 200, (url, r.text[:500])
+        assert '<a href="/usage"' in r.text and '<a href="/tools"' in r.text
+        assert "<script>" not in r.text
+    weekly = rows_of((await client.get("/usage.csv", params={
+        "range": "custom", "since": "2024-01-01", "until": "2024-12-31"})).text)
+    assert weekly == []  # nothing then, and no error

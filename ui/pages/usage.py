@@ -1,0 +1,223 @@
+"""``/usage`` and ``/usage.csv``: tokens and cost over time stacked by agent or model, the cache
+share, and usage by project and by machine, for a range in the URL (``ui/pages/ranges.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Annotated
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from litestar import Request, Response, get
+from litestar.params import FromQuery, QueryParameter
+from litestar.response import Template
+
+from app.services import events as event_service
+from app.services import projects as project_service
+from app.services import usage as usage_service
+from app.services.usage import UsagePoint, UsageReport
+from ui import charts
+from ui.pages import ranges
+from ui.pages.common import SECURITY_HEADERS, bad_request, render, time_zone, wants_fragment
+from ui.pages.ranges import BadParameter, Range
+
+GROUPS = ("agent", "model")
+AGENT_ORDER = ("claude-code", "codex", "copilot")
+MAX_SERIES = 7  # the rest is "other"
+TARGET = "usage-results"
+INT_MEASURES = ("events", "prompts", "llm_calls", "tool_calls", "tool_errors", "errors",
+                "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
+                "tokens_reasoning", "unpriced_calls", "estimated_calls", "lines_added",
+                "lines_removed")
+CSV_COLUMNS = ("events", "sessions", "prompts", "llm_calls", "tool_calls", "tool_errors", "errors",
+               "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
+               "tokens_reasoning", "tokens_total", "cache_share", "cost_usd", "cost_reported_usd",
+               "unpriced_calls", "estimated_calls", "lines_added", "lines_removed")
+
+
+def tokens(p: UsagePoint) -> int:
+    """All tokens of a point, as the overview counts them (reasoning is part of output)."""
+    return p.tokens_input + p.tokens_output + p.tokens_cache_read + p.tokens_cache_write
+
+
+def combine(points: Iterable[UsagePoint], **keys: object) -> UsagePoint:
+    """Points added up (sessions: None if any point has none; cost: None if no point has one)."""
+    ints: dict[str, int] = defaultdict(int)
+    sessions: int | None = 0
+    cost = reported = None
+    for p in points:
+        for k in INT_MEASURES:
+            ints[k] += getattr(p, k)
+        sessions = None if sessions is None or p.sessions is None else sessions + p.sessions
+        if p.cost_usd is not None:
+            cost = (cost or 0.0) + p.cost_usd
+        if p.cost_reported_usd is not None:
+            reported = (reported or 0.0) + p.cost_reported_usd
+    return UsagePoint(start=None, sessions=sessions, cost_usd=cost, cost_reported_usd=reported,
+                      **ints, **keys)  # type: ignore[arg-type]
+
+
+def parse(request: Request, range_: str, since: str, until: str, by: str) -> tuple[Range, str]:
+    if by not in GROUPS:
+        raise BadParameter(f"Cannot stack by {by[:40]!r}: use agent or model.")
+    return ranges.parse(range_, since, until, time_zone(request)), by
+
+
+async def series(r: Range, by: str) -> UsageReport:
+    """The page's series and the CSV's rows: one service call, one point per bucket and group."""
+    return await usage_service.usage(r.since, r.until, r.bucket, [by], time_zone=r.tz)
+
+
+def series_name(p: UsagePoint, by: str) -> str:
+    return (p.agent if by == "agent" else p.model) or f"(no {by})"
+
+
+def chart_context(r: Range, by: str, report: UsageReport) -> dict:
+    totals_by: dict[str, int] = defaultdict(int)
+    for p in report.points:
+        totals_by[series_name(p, by)] += tokens(p)
+    if by == "agent":
+        names = sorted(totals_by, key=lambda a: (AGENT_ORDER.index(a) if a in AGENT_ORDER else 99, a))
+    else:
+        names = sorted(totals_by, key=lambda m: (-totals_by[m], m))
+    shown = names[:MAX_SERIES] if len(names) <= MAX_SERIES + 1 else names[:MAX_SERIES] + ["other"]
+    kept = set(shown)
+    starts = r.starts()
+    token_cols: dict = {t: defaultdict(float) for t in starts}
+    cost_cols: dict = {t: defaultdict(float) for t in starts}
+    per_bucket: dict = defaultdict(list)
+    for p in report.points:
+        if p.start is None:
+            continue
+        name = series_name(p, by)
+        name = name if name in kept else "other"
+        t = p.start
+        token_cols.setdefault(t, defaultdict(float))[name] += tokens(p)
+        cost_cols.setdefault(t, defaultdict(float))[name] += p.cost_usd or 0.0
+        per_bucket[t].append(p)
+    order = sorted(token_cols)
+    cache = [(t, combine(per_bucket.get(t, [])).cache_share) for t in order]
+    unit = {"hour": "hour", "day": "day", "week": "week"}[r.bucket]
+    return {
+        "series": shown,
+        "tokens_chart": charts.stacked_columns(
+            [(t, token_cols[t]) for t in order], shown, label=r.label, tooltip=r.long_label,
+            unit=" tokens", title=f"Tokens per {unit} by {by}, {r.title}"),
+        "cost_chart": charts.stacked_columns(
+            [(t, cost_cols[t]) for t in order], shown, label=r.label, tooltip=r.long_label,
+            fmt=lambda v: f"${v:,.2f}", axis=lambda v: f"${v:,.2f}" if v < 100 else f"${v:,.0f}",
+            title=f"Cost per {unit} by {by}, {r.title}") if report.totals.cost_usd is not None else None,
+        "cache_chart": charts.line(cache, label=r.label, tooltip=r.long_label,
+                                   title=f"Cache share per {unit}, {r.title}"),
+        "bucket_unit": unit, "bucket_adj": {"hour": "hourly", "day": "daily", "week": "weekly"}[unit],
+        "legend": charts.legend(shown),
+    }
+
+
+async def places(r: Range) -> tuple[list[tuple[str, uuid.UUID | None, UsagePoint]],
+                                     list[tuple[str, uuid.UUID | None, UsagePoint]], UsagePoint]:
+    """Usage by project and by machine over the range (one usage call, names in one lookup each)."""
+    report = await usage_service.usage(r.since, r.until, "week", ["project", "machine"],
+                                       time_zone=r.tz)
+    by_project: dict[uuid.UUID | None, list[UsagePoint]] = defaultdict(list)
+    by_machine: dict[uuid.UUID | None, list[UsagePoint]] = defaultdict(list)
+    for p in report.points:
+        by_project[p.project_id].append(p)
+        by_machine[p.machine_id].append(p)
+    p_ids = [i for i in by_project if i is not None]
+    m_ids = [i for i in by_machine if i is not None]
+    projects, machines = await asyncio.gather(
+        project_service.projects_by_ids(p_ids) if p_ids else _none(),
+        project_service.machines_by_ids(m_ids) if m_ids else _none())
+    p_names = {i: rec.name for i, rec in zip(p_ids, projects or [], strict=False) if rec}
+    m_names = {i: rec.hostname + (f" ({rec.username})" if rec.username else "")
+               for i, rec in zip(m_ids, machines or [], strict=False) if rec}
+
+    def rows(groups: dict, names: dict, missing: str) -> list:
+        out = [(names.get(i, missing if i is None else str(i)), i, combine(pts))
+               for i, pts in groups.items()]
+        out.sort(key=lambda row: (-tokens(row[2]), -row[2].events, row[0]))
+        return out
+
+    return (rows(by_project, p_names, "(no project)"), rows(by_machine, m_names, "(unknown machine)"),
+            report.totals)
+
+
+async def _none() -> None:
+    return None
+
+
+@get("/usage", name="usage", include_in_schema=False)
+async def usage_page(
+    request: Request, range_: Annotated[str, QueryParameter(name="range")] = "",
+    since: FromQuery[str] = "", until: FromQuery[str] = "",
+    by: FromQuery[str] = "agent",
+) -> Template:
+    try:
+        r, by = parse(request, range_, since, until, by)
+    except BadParameter as e:
+        return bad_request(request, str(e), TARGET)
+    report, (project_rows, machine_rows, place_totals) = await asyncio.gather(series(r, by), places(r))
+    query = {**r.query(), "by": by}
+    fragment = wants_fragment(request, TARGET)
+    t = report.totals
+    ctx = {
+        "r": r, "by": by, "groups": GROUPS, "presets": ranges.PRESETS, "t": t,
+        "total_tokens": tokens(t), "sessions": place_totals.sessions,
+        "project_rows": project_rows, "machine_rows": machine_rows,
+        "csv_url": f"/usage.csv?{urlencode(query)}", "tz": r.tz, "as_of": report.as_of,
+        "anything": t.events > 0, "ever": True, "fragment": fragment, "action": "/usage",
+        "target": TARGET, "nav": "usage", **chart_context(r, by, report),
+    }
+    if not ctx["anything"]:
+        ctx["ever"] = bool((await event_service.list_events(first=1)).items)
+    if fragment:
+        return render("partials/_usage_results.html", **ctx)
+    return render("usage.html", **ctx)
+
+
+def _cell(value: object) -> object:
+    """A CSV cell; text that a spreadsheet would run as a formula is quoted with a '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def to_csv(r: Range, by: str, report: UsageReport) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(["bucket_start", "bucket", by, *CSV_COLUMNS])
+    zone = ZoneInfo(r.tz)
+    for p in report.points:
+        share = p.cache_share
+        values = {**{k: getattr(p, k) for k in CSV_COLUMNS if hasattr(p, k)},
+                  "tokens_total": tokens(p), "cache_share": "" if share is None else f"{share:.4f}",
+                  "sessions": "" if p.sessions is None else p.sessions,
+                  "cost_usd": "" if p.cost_usd is None else f"{p.cost_usd:.6f}",
+                  "cost_reported_usd": "" if p.cost_reported_usd is None else f"{p.cost_reported_usd:.6f}"}
+        start = p.start.astimezone(zone).isoformat() if p.start else ""
+        w.writerow([start, r.bucket, _cell(series_name(p, by)), *(values[k] for k in CSV_COLUMNS)])
+    return out.getvalue()
+
+
+@get("/usage.csv", name="usage_csv", include_in_schema=False)
+async def usage_csv(
+    request: Request, range_: Annotated[str, QueryParameter(name="range")] = "",
+    since: FromQuery[str] = "", until: FromQuery[str] = "",
+    by: FromQuery[str] = "agent",
+) -> Response:
+    try:
+        r, by = parse(request, range_, since, until, by)
+    except BadParameter as e:
+        return Response(content=f"Bad request: {e}\n", status_code=400, media_type="text/plain",
+                        headers=SECURITY_HEADERS)
+    report = await series(r, by)
+    name = f"devlog-usage-by-{by}-{r.first_day.isoformat()}-{r.last_day.isoformat()}.csv"
+    return Response(content=to_csv(r, by, report), media_type="text/csv",
+                    headers={**SECURITY_HEADERS,
+                             "Content-Disposition": f'attachment; filename="{name}"'})
