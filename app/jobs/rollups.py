@@ -99,9 +99,15 @@ async def refresh(settings: Settings | None = None, *, wait: bool = False) -> Re
                 "SELECT count(*) FROM agent_event WHERE ingested_at >= $1 AND ingested_at < $2",
                 since, mark)
             if events:
+                # Few groups, but the planner guesses many: without this it sorts millions of
+                # rows on disk instead of hashing them (a hash aggregate spills if it must).
+                await conn.execute("SET LOCAL work_mem = '128MB'; SET LOCAL enable_sort = off")
                 for r in rollups.ROLLUPS:
-                    for statement in rollups.plain_delta_sql(r):
-                        await conn.execute(statement, since, mark, horizon)
+                    create, *upserts = rollups.plain_delta_sql(r)
+                    await conn.execute(create.replace("$1", _literal(since))
+                                       .replace("$2", _literal(mark)).replace("$3", _literal(horizon)))
+                    for statement in upserts:
+                        await conn.execute(statement)
             await conn.execute(
                 "INSERT INTO job_state (name, watermark) VALUES ($1, $2)"
                 " ON CONFLICT (name) DO UPDATE SET watermark = excluded.watermark", STATE, mark)
@@ -136,6 +142,11 @@ async def reaggregate(since: datetime | None = None, until: datetime | None = No
             return 0
         await _replace(conn, [lo], [hi])
         return int((hi - lo) / ranges.HOUR)
+
+
+def _literal(t: datetime) -> str:
+    # CREATE TABLE AS takes no bind parameters: a timestamp literal from our own datetime
+    return f"TIMESTAMPTZ '{t.isoformat()}'"
 
 
 @contextlib.asynccontextmanager
