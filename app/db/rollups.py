@@ -212,6 +212,24 @@ def timescale_ddl(r: Rollup) -> list[str]:
     return [hourly, daily]
 
 
+def timescale_policy_sql(r: Rollup, compress_after: str | None) -> list[str]:
+    """Run at every start: make a rollup's continuous aggregates compressible. TimescaleDB
+    accepts a compression *policy* on a cagg only next to a refresh policy, and refreshes are
+    the rollup job's; so the retention job compresses old chunks (:func:`timescale_compress_sql`)."""
+    if not compress_after:
+        return []
+    return [f"ALTER MATERIALIZED VIEW {name} SET (timescaledb.compress = true)"
+            for name in (r.name, r.daily)]
+
+
+def timescale_compress_sql(r: Rollup, compress_after: str) -> list[str]:
+    """Compress the chunks of a rollup's continuous aggregates older than ``compress_after``."""
+    interval = compress_after.replace("'", "''")
+    return [f"SELECT count(compress_chunk(c, if_not_compressed => true)) FROM "
+            f"show_chunks('{name}', older_than => now() - INTERVAL '{interval}') AS c"
+            for name in (r.name, r.daily)]
+
+
 # The plain path's watermark, as an expression: read in the same statement as the rollup rows,
 # so a refresh committing in between cannot make an event count twice or not at all.
 WATERMARK = ("coalesce((SELECT watermark FROM job_state WHERE name = 'rollups'),"

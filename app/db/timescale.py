@@ -10,9 +10,12 @@ time-range and per-session queries. Both modes are reported by :func:`storage_in
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
+from app.db import rollups
 from app.db.ddl import execute_script, fetch
+from app.db.engine import DB
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("devlog.db")
@@ -88,11 +91,32 @@ async def convert_agent_event_to_hypertable(settings: Settings | None = None) ->
 
 
 async def apply_policies(settings: Settings) -> None:
-    """Compression policy on the hypertable, as configured (no-op on plain PostgreSQL)."""
+    """Compression policy on the hypertable, and compressible rollups, as configured (no-op on
+    plain PostgreSQL)."""
     info = await storage_info()
     if not info.hypertable:
         return
     await execute_script(compression_policy_sql(settings.timescale_compress_after))
+    caggs = {r["view_name"] for r in await fetch(
+        "SELECT view_name FROM timescaledb_information.continuous_aggregates")}
+    for r in rollups.ROLLUPS:
+        if {r.name, r.daily} <= caggs:
+            for statement in rollups.timescale_policy_sql(r, settings.timescale_compress_after):
+                await execute_script(statement)
+
+
+_HYPERTABLE: dict[str, tuple[float, bool]] = {}  # database DSN -> (checked at, answer)
+
+
+async def events_in_hypertable(max_age: float = 60.0) -> bool:
+    """Whether agent_event is a hypertable, remembered per database for ``max_age`` seconds
+    (it changes only when migrations run): read paths ask on every query."""
+    key = str(DB.config.get("dsn"))
+    now = time.monotonic()
+    cached = _HYPERTABLE.get(key)
+    if cached is None or now - cached[0] > max_age:
+        cached = _HYPERTABLE[key] = (now, (await storage_info()).hypertable)
+    return cached[1]
 
 
 async def storage_info() -> StorageInfo:

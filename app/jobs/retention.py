@@ -1,7 +1,9 @@
 """Retention: raw events older than ``DEVLOG_RETENTION_DAYS`` and hourly rollups older than
 ``DEVLOG_ROLLUP_RETENTION_DAYS`` are deleted (0: kept forever, the default). Daily rollups are
 kept. On TimescaleDB whole chunks are dropped; on plain PostgreSQL rows go in batches, so the
-job never holds long locks. Sessions stay (with their rollups) when their events go."""
+job never holds long locks. Sessions stay (with their rollups) when their events go. On
+TimescaleDB the job also compresses rollup chunks older than ``DEVLOG_TIMESCALE_COMPRESS_AFTER``
+(a cagg's compression policy would require a TimescaleDB refresh policy; refreshes are ours)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,13 @@ async def apply(settings: Settings | None = None, now: datetime | None = None) -
         for r in rollups.ROLLUPS:
             n += await _delete(r.name, "bucket", horizon, hypertable)
         done.append(f"hourly rollup rows before {horizon:%Y-%m-%d}: {n}")
+    if hypertable and settings.timescale_compress_after:
+        async with DB.pool.acquire() as conn:
+            n = 0
+            for r in rollups.ROLLUPS:
+                for statement in rollups.timescale_compress_sql(r, settings.timescale_compress_after):
+                    n += await conn.fetchval(statement) or 0
+        done.append(f"rollup chunks compressed: {n}")
     return "; ".join(done) if done else "nothing to do (retention is off)"
 
 

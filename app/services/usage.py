@@ -27,7 +27,7 @@ import msgspec
 from app.db import rollups
 from app.db.ddl import fetch
 from app.db.rollups import Rollup
-from app.db.timescale import storage_info
+from app.db.timescale import events_in_hypertable
 from app.jobs import ranges
 from app.jobs.rollups import watermark
 
@@ -162,7 +162,7 @@ def whole_hour_zone(time_zone: str, since: datetime, until: datetime) -> bool:
 async def _rows(r: Rollup, since: datetime, until: datetime, p: _Params, *,
                 daily_ok: bool = False, time_zone: str | None = None) -> str:
     """SQL (a UNION ALL of parts) for the rollup's rows with buckets in [since, until)."""
-    hypertable = (await storage_info()).hypertable
+    hypertable = await events_in_hypertable()
     mark = None if hypertable else await watermark()
     columns = ", ".join(r.columns)
     lo, hi = ranges.ceil(since, ranges.HOUR), ranges.floor(until, ranges.HOUR)
@@ -279,7 +279,7 @@ async def usage(since: datetime, until: datetime, bucket: Bucket = "day",
               for r in data]
     totals = _sum(points, None if sessions is None else sum(sessions.values()))
     return UsageReport(since=since, until=until, bucket=bucket, group_by=group_by, points=points,
-                       totals=totals, as_of=await watermark() if not (await storage_info()).hypertable
+                       totals=totals, as_of=await watermark() if not await events_in_hypertable()
                        else None)
 
 
