@@ -51,11 +51,30 @@ async def prepare(db: Database, settings: Settings) -> None:
         applied = await migrate()
         log.info("migrations: %s", f"applied {len(applied)}" if applied else "up to date")
     await apply_policies(settings)
+    await _load_shipped_prices()
     info = await storage_info()
     log.info("database: PostgreSQL %s%s; events in %s", info.server_version,
              " (embedded)" if db.embedded else "",
              f"a TimescaleDB {info.timescale_version} hypertable" if info.hypertable
              else "a plain PostgreSQL table (TimescaleDB not available)")
+
+
+async def _load_shipped_prices() -> None:
+    """Load the price snapshot shipped with this version when the database has not seen it
+    (migration 0005 seeds the first one; an upgrade brings newer ones)."""
+    import asyncpg
+
+    from app.pricing import store
+
+    conn = await engine.DB.get_new_connection()
+    try:
+        loaded = await store.ensure_snapshot(conn)
+    except asyncpg.UndefinedTableError:  # not migrated (--no-migrate): nothing to price with
+        return
+    finally:
+        await conn.close()
+    if loaded is not None:
+        log.info("prices: loaded %s (%d models)", loaded.source, loaded.models)
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -54,7 +54,7 @@ def setup_logging(level: str = "info") -> None:
 
 
 def _register() -> None:
-    from app.cli import config, db, graphql, keys, serve, up
+    from app.cli import config, db, graphql, keys, prices, serve, up
 
     cli.command("serve")(serve.serve)
     cli.command("up")(up.up)
@@ -62,6 +62,7 @@ def _register() -> None:
     cli.add_typer(config.config, name="config")
     cli.add_typer(graphql.graphql, name="graphql")
     cli.add_typer(keys.keys, name="keys")
+    cli.add_typer(prices.prices, name="prices")
     from collector.cli import collect
 
     cli.add_typer(collect, name="collect")

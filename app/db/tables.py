@@ -131,7 +131,8 @@ class AgentEvent(Table, tablename="agent_event", db=DB):
     tokens_reasoning = BigInt(null=True, default=None)
     tokens_estimated = Boolean(default=False)
     cost_usd = Numeric(digits=(18, 8), null=True, default=None)
-    cost_source = Varchar(length=16, null=True, default=None, help_text="reported or computed")
+    cost_source = Varchar(length=16, null=True, default=None,
+                          help_text="reported, computed, or unpriced (no price for the model)")
     duration_ms = BigInt(null=True, default=None)
     stop_reason = Varchar(length=64, null=True, default=None)
     tool_name = Varchar(length=255, null=True, default=None)
@@ -174,6 +175,46 @@ class ApiKey(Table, tablename="api_key", db=DB):
     revoked_at = Timestamptz(null=True, default=None)
 
 
+class ModelPriceProvider(Table, tablename="model_price_provider", db=DB):
+    """A provider of priced models (``app/pricing``): how model and provider names find it."""
+
+    id = Text(primary_key=True, help_text="anthropic, openai, google, github-copilot, …")
+    name = Text(null=True, default=None)
+    model_match = JSONB(null=True, default=None, help_text="match clause on model names")
+    provider_match = JSONB(null=True, default=None, help_text="match clause on provider names")
+    fallback = JSONB(default="[]", help_text="providers whose models it also serves")
+    rank = Integer(default=0)
+    shipped = Boolean(default=False, help_text="from the snapshot shipped with devlog")
+    source = Text()
+    loaded_at = Timestamptz(default=TimestamptzNow())
+
+
+class ModelPrice(Table, tablename="model_price", db=DB):
+    """A dated price of one model: valid from ``valid_from`` (NULL: since always) until the next
+    ``valid_from`` of the same (provider, model). Prices in USD per million tokens; ``tiers``
+    (long context) replace them for calls whose prompt tokens are above a threshold."""
+
+    id = BigInt(primary_key=True)
+    provider = Text()
+    model = Text()
+    name = Text(null=True, default=None)
+    match = JSONB(help_text="match clause on model names (aliases, patterns, dated ids)")
+    valid_from = Timestamptz(null=True, default=None)
+    input_mtok = Numeric(digits=(14, 6), null=True, default=None)
+    output_mtok = Numeric(digits=(14, 6), null=True, default=None)
+    cache_read_mtok = Numeric(digits=(14, 6), null=True, default=None)
+    cache_write_mtok = Numeric(digits=(14, 6), null=True, default=None)
+    cache_write_5m_mtok = Numeric(digits=(14, 6), null=True, default=None)
+    cache_write_1h_mtok = Numeric(digits=(14, 6), null=True, default=None)
+    reasoning_mtok = Numeric(digits=(14, 6), null=True, default=None)
+    tiers = JSONB(default="[]", help_text='[{"above": prompt tokens, "input": price, …}]')
+    rank = Integer(default=0, help_text="order in its file")
+    shipped = Boolean(default=False, help_text="from the snapshot shipped with devlog")
+    source = Text(help_text="genai-prices <version>, or the file it was loaded from")
+    loaded_at = Timestamptz(default=TimestamptzNow())
+
+
 TABLES: tuple[type[Table], ...] = (
     Project, Machine, Workspace, AgentSession, AgentEvent, SessionFile, ApiKey,
+    ModelPriceProvider, ModelPrice,
 )

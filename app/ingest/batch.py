@@ -24,6 +24,7 @@ from app.db.engine import describe_connect_error
 from app.errors import DatabaseUnavailable, DevlogError
 from app.ingest import identity
 from app.ingest.writer import PreparedEvent, encode_payload, write_batch
+from app.pricing import book as prices
 from collector.wire import Batch, Event, IngestResult, MachineInfo, ProjectRef, Rejection, Tokens
 
 
@@ -237,7 +238,8 @@ async def ingest_batch(batch_obj: Any, *, max_events: int, max_event_bytes: int)
         return IngestResult(accepted=0, duplicates=repeats, rejected=rejected)
     try:
         async with engine.pool().acquire() as conn:
-            result = await write_batch(conn, prepared, batch.machines)
+            book = await prices.current(conn)
+            result = await write_batch(conn, prepared, batch.machines, book)
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
             asyncpg.CannotConnectNowError) as exc:
         raise DatabaseUnavailable(

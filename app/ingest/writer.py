@@ -31,6 +31,11 @@ deterministic, so concurrent batches neither deadlock nor create duplicates.
 ``ingested_at`` is left to its column default, ``now()``: the transaction's start time, the
 same for every row of the batch and the one announced by ``pg_notify``.
 
+Cost: an LLM call's reported ``costUsd`` is kept (``cost_source = 'reported'``); otherwise it is
+priced in Python while the COPY records are built, from the in-memory ``PriceBook`` (model name
+resolutions cached per (model, provider); nothing per event in SQL): ``computed``, or ``unpriced``
+with a NULL cost when the model has no price at the call's time. Session rollups sum them.
+
 The caller answers the client only after COMMIT: an acknowledgement means durable.
 """
 
@@ -53,6 +58,9 @@ from app.ingest.statements import INSERT_EVENTS as _INSERT_EVENTS
 from app.ingest.statements import OPEN as _OPEN
 from app.ingest.statements import ROLLUP as _ROLLUP
 from app.ingest.statements import STAGING_DDL as _STAGING_DDL
+from app.pricing.book import EMPTY as _NO_PRICES
+from app.pricing.book import PriceBook
+from app.pricing.cost import call_cost
 from collector.wire import Event, MachineInfo
 
 NOTIFY_CHANNEL = "devlog_events"
@@ -149,25 +157,41 @@ def encode_payload(payload: Any) -> str | None:
 _by_id = itemgetter(_ID)
 
 
-def event_records(events: list[PreparedEvent]) -> tuple[list[tuple], dict[str, list[tuple]]]:
+def event_records(events: list[PreparedEvent], book: PriceBook = _NO_PRICES,
+                  ) -> tuple[list[tuple], dict[str, list[tuple]]]:
     """The COPY records (``EVENT_COLUMNS`` order) sorted by id, and the same records grouped
-    by session (each group in id order).
+    by session (each group in id order). LLM calls without a reported cost are priced with
+    ``book``.
 
     UUIDs are given as text (asyncpg parses it in C; a ``uuid.UUID`` costs it a Python-level
     ``.bytes`` call): 32 hex digits for the id, whose order is the id's order.
     """
     records = []
     append = records.append
+    resolve = book.resolve
     for p in events:
         e, payload_json = p.event, p.payload_json
         t = e.tokens
         fp, cmd, content, err = e.file_path, e.command, e.content, e.error
         cost = e.cost_usd
+        if cost is not None:
+            source: str | None = "reported"
+        elif e.kind == "llm_call":
+            m = resolve(e.model, e.provider)
+            price = m.price_at(e.ts) if m is not None else None
+            if price is None:
+                source = "unpriced"
+            else:
+                source = "computed"
+                cost = (call_cost(price, t.input, t.output, t.cache_read, t.cache_write,
+                                  t.cache_write_1h, t.reasoning) if t is not None else 0.0)
+        else:
+            source = None
         append((
             p.id, e.ts, p.session_id, e.seq, e.kind, e.agent, e.model, e.provider,
             *((t.input, t.output, t.cache_read, t.cache_write, t.cache_write_5m, t.cache_write_1h,
                t.reasoning, t.estimated) if t is not None else _NO_TOKENS),
-            cost, None if cost is None else "reported", e.duration_ms,
+            cost, source, e.duration_ms,
             e.stop_reason, e.tool_name, e.tool_category, e.tool_call_id, e.status,
             fp if fp is None or "\x00" not in fp else _clean(fp),
             e.lines_added, e.lines_removed,
@@ -200,12 +224,13 @@ class _Replay(Exception):
 
 
 async def write_batch(conn: asyncpg.Connection, events: list[PreparedEvent],
-                      machines: list[MachineInfo]) -> WriteResult:
-    """Write a batch of valid, de-duplicated (by id) events. Runs its own transaction."""
+                      machines: list[MachineInfo], book: PriceBook = _NO_PRICES) -> WriteResult:
+    """Write a batch of valid, de-duplicated (by id) events, LLM calls priced with ``book``.
+    Runs its own transaction."""
     if not events:
         return WriteResult(accepted=0, duplicates=0)
     ctx = _derive_context(events)
-    records, groups = event_records(events)
+    records, groups = event_records(events, book)
     context = _context_args(ctx, machines)
     try:
         return await _write_new(conn, ctx, context, records, groups)

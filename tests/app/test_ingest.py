@@ -66,7 +66,9 @@ async def test_rollups_follow_the_events(client, database_url) -> None:
     assert s["models"] == '["claude-sonnet-4-5"]'
     assert s["status"] == "ended" and s["ended_at"] is not None
     assert s["agent_version"] == "2.0.64" and s["git_branch"] == "main"
-    assert s["cost_usd"] is None  # no prices yet and none reported
+    # none reported: computed at Claude Sonnet 4.5's price (3 calls of 10 in, 100 out, 1000
+    # cache read, 50 cache write at $3 / $15 / $0.30 / $3.75 per million tokens)
+    assert float(s["cost_usd"]) == pytest.approx(3 * (10 * 3 + 100 * 15 + 1000 * 0.3 + 50 * 3.75) / 1e6)
 
     # a later batch with an earlier prompt (out-of-order backfill) takes over the title
     from datetime import timedelta
