@@ -14,6 +14,7 @@ from app.gql.types.Health import Health
 from app.gql.types.Machine import Machine
 from app.gql.types.Overview import Overview
 from app.gql.types.Plans import Plans, RateLimitWindow, UsageBlock
+from app.gql.types.Price import Price
 from app.gql.types.Project import Project
 from app.gql.types.Session import Session, SessionConnection, SessionEdge, parse_id
 from app.gql.types.Usage import (
@@ -31,6 +32,7 @@ from app.services import health as health_service
 from app.services import jobs as job_service
 from app.services import overview as overview_service
 from app.services import plans as plan_service
+from app.services import prices as price_service
 from app.services import projects as project_service
 from app.services import sessions as session_service
 from app.services import usage as usage_service
@@ -125,6 +127,19 @@ class Query:
                                                plan_service.codex_windows(machine=mid))
         return Plans(claude_blocks=[UsageBlock.from_record(b) for b in blocks],
                      codex_windows=[RateLimitWindow.from_record(w) for w in windows])
+
+    @strawberry.field(permission_classes=READ, description=(
+        "Model prices costs are computed from. With `model`: the priced model that name "
+        "resolves to, as ingest resolves it (dated ids, aliases, `provider/` prefixes; "
+        "`provider` is the one the agent reported), with all its dated prices — empty when "
+        "it has none (its calls are `unpriced`). Without: every model's price valid now."))
+    async def prices(self, model: str | None = None, provider: str | None = None) -> list[Price]:
+        if model is None:
+            records = await price_service.list_prices(provider=provider)
+        else:
+            found = await price_service.resolve(model, provider)
+            records = found.prices if found else []
+        return [Price.from_record(r) for r in records]
 
     @strawberry.field(permission_classes=READ, description="The scheduled jobs and their last runs.")
     async def jobs(self, info: Info) -> list[Job]:

@@ -105,3 +105,21 @@ async def test_recompute_sql_agrees_with_ingest(client, database_url) -> None:
     result = await recompute.recompute(start, start + timedelta(days=1))  # the server's pool
     assert result.events == 0 and result.sessions == 0
     assert result.unpriced == ["no-such-model"]
+
+
+async def test_prices_query(client) -> None:
+    from tests.helpers import gql
+
+    body = await gql(client, """{ one: prices(model: "anthropic/claude-sonnet-4-5-20250929") {
+        provider model input output cacheRead cacheWrite cacheWrite1h tiers validFrom validTo }
+      none: prices(model: "no-such-model") { model }
+      all: prices(provider: "openai") { model } }""")
+    assert "errors" not in body, body
+    one = body["data"]["one"]
+    assert one == [{"provider": "anthropic", "model": "claude-sonnet-4-5", "input": 3.0,
+                    "output": 15.0, "cacheRead": 0.3, "cacheWrite": 3.75, "cacheWrite1h": 6.0,
+                    "tiers": [{"above": 200000, "input": 6, "output": 22.5, "cache_read": 0.6,
+                               "cache_write": 7.5, "cache_write_1h": 12}],
+                    "validFrom": None, "validTo": None}]
+    assert body["data"]["none"] == []
+    assert "gpt-5" in {p["model"] for p in body["data"]["all"]}
