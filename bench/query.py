@@ -210,6 +210,11 @@ def main() -> None:
                     ("/sessions filtered (agent + ended + text)", "/sessions?agent=codex&status=ended&q=parser"),
                     ("/sessions/{id} (header + 200 events)", f"/sessions/{some_id}"),
                     ("/projects", "/projects"),
+                    ("/usage (7 d by agent)", "/usage"),
+                    ("/usage (90 d by model)", "/usage?range=90d&by=model"),
+                    ("/usage.csv (90 d by model)", "/usage.csv?range=90d&by=model"),
+                    ("/tools (7 d)", "/tools"),
+                    ("/tools (90 d, one agent)", "/tools?range=90d&agent=codex"),
                 ]:
                     p50, p95 = measure_page(c, url, args.runs)
                     pages.append([label, f"{p50:.1f} ms", f"{p95:.1f} ms"])

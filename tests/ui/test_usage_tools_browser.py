@@ -151,24 +151,6 @@ async def test_tools_page_filters_and_expandable_files(server: str, browser) -> 
     assert not page.errors, page.errors
 
 
-async def test_hostile_tool_path_and_model_names_are_text(server: str, browser) -> None:
-    tag = uuid.uuid4().hex[:8]
-    await ingest(server, hostile_events(tag))
-    for url, where in (("/tools?range=24h", "table.tools"), ("/tools?range=24h", "table.models"),
-                       ("/usage?range=24h&by=model", "#usage-results .legend")):
-        page = await open_page(browser, server)
-        await page.goto(f"{server}{url}")
-        await page.wait_for_load_state("networkidle")
-        if where == "table.tools":
-            await page.locator("table.tools tr", has_text=XSS_TOOL).locator("summary").click()
-            await page.locator("table.tools td.path", has_text=XSS_PATH).wait_for()
-        await page.locator(where).get_by_text(XSS_TOOL if where == "table.tools" else XSS_MODEL).first.wait_for()
-        assert await page.evaluate("window.__xss") is None
-        assert await page.locator("main img[src=x]").count() == 0
-        assert not page.errors, (url, page.errors)
-        await page.close()
-
-
 async def test_usage_and_tools_screenshots_light_and_dark(server: str, browser) -> None:
     tag = uuid.uuid4().hex[:8]
     await ingest(server, usage_events(tag))
@@ -186,10 +168,30 @@ async def test_usage_and_tools_screenshots_light_and_dark(server: str, browser) 
         await page.goto(f"{server}/usage?range=7d")
         await htmx_ready(page)
         await page.select_option("select[name=range]", "custom")
+        await page.wait_for_url(re.compile(r"range=custom"))  # the server fills in the dates
+        await page.wait_for_function("() => !!document.querySelector('input[name=since]').value")
         await page.fill("input[name=since]", "2025-03-10")
         await page.fill("input[name=until]", "2025-03-01")
         await page.get_by_role("button", name="Apply").click()
         await page.locator("#usage-results").get_by_text("ends (2025-03-01) before it starts").wait_for()
         page.errors = [e for e in page.errors if "400" not in e]  # the expected 400s
         assert not page.errors, page.errors
+        await page.close()
+
+
+async def test_hostile_tool_path_and_model_names_are_text(server: str, browser) -> None:
+    tag = uuid.uuid4().hex[:8]
+    await ingest(server, hostile_events(tag))
+    for url, where in (("/tools?range=24h", "table.tools"), ("/tools?range=24h", "table.models"),
+                       ("/usage?range=24h&by=model", "#usage-results .legend")):
+        page = await open_page(browser, server)
+        await page.goto(f"{server}{url}")
+        await page.wait_for_load_state("networkidle")
+        if where == "table.tools":
+            await page.locator("table.tools tr", has_text=XSS_TOOL).locator("summary").click()
+            await page.locator("table.tools td.path", has_text=XSS_PATH).wait_for()
+        await page.locator(where).get_by_text(XSS_TOOL if where == "table.tools" else XSS_MODEL).first.wait_for()
+        assert await page.evaluate("window.__xss") is None
+        assert await page.locator("main img[src=x]").count() == 0
+        assert not page.errors, (url, page.errors)
         await page.close()

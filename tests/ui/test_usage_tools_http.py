@@ -11,14 +11,16 @@ import uuid
 import httpx
 import pytest
 
-from tests.ui.test_dashboard_browser import ingest
+from tests.factories import event
+from tests.ui.test_dashboard_browser import ingest, recent
 from tests.ui.test_usage_tools_browser import usage_events
 
 
 @pytest.fixture(scope="module")
 async def tag(server: str) -> str:
     tag = uuid.uuid4().hex[:8]
-    await ingest(server, usage_events(tag))
+    await ingest(server, [*usage_events(tag),  # and a session outside any project
+                          event(f"usage-{tag}-nowhere", 0, "user_prompt", ts=recent(300), content="hi")])
     return tag
 
 
@@ -43,6 +45,7 @@ async def test_csv_export(client: httpx.AsyncClient, tag: str) -> None:
     assert len(old) == 1 and old[0]["tokens_total"] == "18"
 
     page = await client.get("/usage", params={"range": "7d", "by": "model"})
+    assert "(no project)" in page.text and str(uuid.UUID(int=0)) not in page.text
     total = int(re.search(r'id="total-tokens" data-value="(\d+)"', page.text).group(1))
     assert sum(int(row["tokens_total"]) for row in rows) == total
 
@@ -114,3 +117,59 @@ async def test_pages_are_in_the_nav_and_work_with_defaults(client: httpx.AsyncCl
     weekly = rows_of((await client.get("/usage.csv", params={
         "range": "custom", "since": "2024-01-01", "until": "2024-12-31"})).text)
     assert weekly == []  # nothing then, and no error
+    for url in ("/usage?range=custom&since=2024-01-01&until=2024-12-31",
+                "/tools?range=custom&since=2024-01-01&until=2024-12-31"):
+        assert "Nothing in this range" in (await client.get(url)).text
+
+
+# -- without the server: the range, the money filter, the charts with costs ---------------------
+
+
+def test_range_buckets_and_starts() -> None:
+    from datetime import UTC, datetime
+
+    from ui.pages import ranges
+
+    now = datetime(2026, 3, 10, 15, 20, tzinfo=UTC)
+    assert ranges.parse("24h", "", "", "UTC", now).bucket == "hour"
+    assert len(ranges.parse("24h", "", "", "UTC", now).starts()) == 24
+    assert ranges.parse("", "", "", "UTC", now).key == "7d"
+    r90 = ranges.parse("90d", "", "", "UTC", now)
+    assert r90.bucket == "day" and len(r90.starts()) == 90
+    assert ranges.parse("custom", "2026-03-09", "2026-03-10", "UTC", now).bucket == "hour"
+    assert ranges.parse("custom", "2026-03-08", "2026-03-10", "UTC", now).bucket == "day"
+    year = ranges.parse("custom", "2025-01-01", "2025-12-31", "UTC", now)
+    assert year.bucket == "week" and all(t.weekday() == 0 for t in year.starts())
+    # the viewer's days: New York's midnights across the change to summer time (8 March 2026)
+    ny = ranges.parse("7d", "", "", "America/New_York", now)
+    assert [t.hour for t in ny.starts()] == [5, 5, 5, 5, 5, 4, 4]
+    # half-hour zones: hours start at :30 UTC
+    assert {t.minute for t in ranges.parse("24h", "", "", "Asia/Kolkata", now).starts()} == {30}
+    with pytest.raises(ranges.BadParameter, match="before it starts"):
+        ranges.parse("custom", "2026-03-02", "2026-03-01", "UTC", now)
+
+
+def test_money_and_cost_chart() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from app.services.usage import UsagePoint, UsageReport
+    from ui.pages import ranges
+    from ui.pages.usage import chart_context, combine
+    from ui.render import money
+
+    assert 'title="no price known"' in money(None) and "—" in money(None)
+    assert ">$1,234.50<" in money(1234.5) and "&lt;$0.01" in money(0.004)
+    now = datetime(2026, 3, 10, 15, 20, tzinfo=UTC)
+    r = ranges.parse("7d", "", "", "UTC", now)
+    day = r.starts()[-1]
+    pts = [UsagePoint(start=day, model="m1", llm_calls=2, tokens_input=10, cost_usd=1.5, unpriced_calls=0),
+           UsagePoint(start=day - timedelta(days=1), model="m2", llm_calls=1, tokens_input=5, unpriced_calls=1)]
+    report = UsageReport(since=r.since, until=r.until, bucket="day", group_by=["model"], points=pts,
+                         totals=combine(pts), as_of=None)
+    assert report.totals.cost_usd == 1.5 and report.totals.unpriced_calls == 1
+    ctx = chart_context(r, "model", report)
+    assert "m1: $1.50" in ctx["cost_chart"] and ctx["series"] == ["m1", "m2"]
+    assert 'class="k1"' in ctx["legend"]
+    unpriced = UsageReport(since=r.since, until=r.until, bucket="day", group_by=["model"], points=pts[1:],
+                           totals=combine(pts[1:]), as_of=None)
+    assert chart_context(r, "model", unpriced)["cost_chart"] is None

@@ -30,6 +30,7 @@ GROUPS = ("agent", "model")
 AGENT_ORDER = ("claude-code", "codex", "copilot")
 MAX_SERIES = 7  # the rest is "other"
 TARGET = "usage-results"
+NIL = uuid.UUID(int=0)
 INT_MEASURES = ("events", "prompts", "llm_calls", "tool_calls", "tool_errors", "errors",
                 "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
                 "tokens_reasoning", "unpriced_calls", "estimated_calls", "lines_added",
@@ -73,6 +74,15 @@ async def series(r: Range, by: str) -> UsageReport:
     return await usage_service.usage(r.since, r.until, r.bucket, [by], time_zone=r.tz)
 
 
+def dollars(v: float, small_digits: int = 3) -> str:
+    """A chart's dollar amount: cents, or more digits below a cent."""
+    if v == 0:
+        return "$0"
+    if v >= 100:
+        return f"${v:,.0f}"
+    return f"${v:,.2f}" if v >= 0.01 else f"${v:.{small_digits}f}"
+
+
 def series_name(p: UsagePoint, by: str) -> str:
     return (p.agent if by == "agent" else p.model) or f"(no {by})"
 
@@ -110,25 +120,33 @@ def chart_context(r: Range, by: str, report: UsageReport) -> dict:
             unit=" tokens", title=f"Tokens per {unit} by {by}, {r.title}"),
         "cost_chart": charts.stacked_columns(
             [(t, cost_cols[t]) for t in order], shown, label=r.label, tooltip=r.long_label,
-            fmt=lambda v: f"${v:,.2f}", axis=lambda v: f"${v:,.2f}" if v < 100 else f"${v:,.0f}",
-            title=f"Cost per {unit} by {by}, {r.title}") if report.totals.cost_usd is not None else None,
-        "cache_chart": charts.line(cache, label=r.label, tooltip=r.long_label,
+            fmt=lambda v: dollars(v, 4), axis=dollars,
+            width=480, height=170, title=f"Cost per {unit} by {by}, {r.title}") if report.totals.cost_usd is not None else None,
+        "cache_chart": charts.line(cache, label=r.label, tooltip=r.long_label, width=480, height=170,
                                    title=f"Cache share per {unit}, {r.title}"),
         "bucket_unit": unit, "bucket_adj": {"hour": "hourly", "day": "daily", "week": "weekly"}[unit],
         "legend": charts.legend(shown),
     }
 
 
+def _place(i: uuid.UUID | None) -> uuid.UUID | None:
+    """The rollups key "no project / machine" as the nil UUID."""
+    return None if i is None or i == NIL else i
+
+
 async def places(r: Range) -> tuple[list[tuple[str, uuid.UUID | None, UsagePoint]],
                                      list[tuple[str, uuid.UUID | None, UsagePoint]], UsagePoint]:
-    """Usage by project and by machine over the range (one usage call, names in one lookup each)."""
-    report = await usage_service.usage(r.since, r.until, "week", ["project", "machine"],
-                                       time_zone=r.tz)
+    """Usage by project and by machine over the range (one usage call each, names in one lookup
+    each): rows of (name, id or None, the range's sum), most tokens first; and the totals."""
+    by_project_report, by_machine_report = await asyncio.gather(
+        usage_service.usage(r.since, r.until, "week", ["project"], time_zone=r.tz),
+        usage_service.usage(r.since, r.until, "week", ["machine"], time_zone=r.tz))
     by_project: dict[uuid.UUID | None, list[UsagePoint]] = defaultdict(list)
     by_machine: dict[uuid.UUID | None, list[UsagePoint]] = defaultdict(list)
-    for p in report.points:
-        by_project[p.project_id].append(p)
-        by_machine[p.machine_id].append(p)
+    for p in by_project_report.points:
+        by_project[_place(p.project_id)].append(p)
+    for p in by_machine_report.points:
+        by_machine[_place(p.machine_id)].append(p)
     p_ids = [i for i in by_project if i is not None]
     m_ids = [i for i in by_machine if i is not None]
     projects, machines = await asyncio.gather(
@@ -141,11 +159,11 @@ async def places(r: Range) -> tuple[list[tuple[str, uuid.UUID | None, UsagePoint
     def rows(groups: dict, names: dict, missing: str) -> list:
         out = [(names.get(i, missing if i is None else str(i)), i, combine(pts))
                for i, pts in groups.items()]
-        out.sort(key=lambda row: (-tokens(row[2]), -row[2].events, row[0]))
+        out.sort(key=lambda row: (row[1] is None, -tokens(row[2]), -row[2].events, row[0]))
         return out
 
     return (rows(by_project, p_names, "(no project)"), rows(by_machine, m_names, "(unknown machine)"),
-            report.totals)
+            by_machine_report.totals)
 
 
 async def _none() -> None:
