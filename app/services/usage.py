@@ -294,7 +294,8 @@ async def _sessions(since: datetime, until: datetime, bucket: str, tz: str, grou
     keys = "".join(f", {c}" for c in cols)
     where = _filters(f, p)
     sql = (f"SELECT date_trunc({p(bucket)}, started_at, {p(tz)}) AS start{keys}, count(*) AS n\n"
-           f"FROM (SELECT agent, project AS project_id, machine AS machine_id, started_at"
+           f"FROM (SELECT agent, coalesce(project, '{rollups.NIL}'::uuid) AS project_id,"
+           f" coalesce(machine, '{rollups.NIL}'::uuid) AS machine_id, started_at"
            f" FROM agent_session) AS s WHERE started_at >= {p(since)} AND started_at < {p(until)} AND {where}\n"
            f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(cols)))}")
     return {(r["start"], *(r[c] for c in cols)): r["n"] for r in await fetch(sql, *p.values)}

@@ -279,3 +279,17 @@ async def test_an_event_committed_after_a_refresh_began_is_not_lost(client: http
         assert_same(await rolled_usage(agents, start, start + timedelta(hours=2), "hour", "UTC", ["agent"]),
                     want)
         await rollups.refresh(wait=True)
+
+
+async def test_sessions_without_a_project_are_counted_in_their_group(client: httpx.AsyncClient) -> None:
+    tag = uuid.uuid4().hex[:6]
+    agent = f"np-{tag}"
+    start = datetime(2031, 10, 1, 8, tzinfo=UTC)
+    await ingest(client, [event(f"{agent}-{i}", 0, "session_start", agent=agent, ts=start + timedelta(minutes=i))
+                          for i in range(3)])
+    await rollups.refresh(wait=True)
+    report = await usage.usage(start, start + timedelta(hours=1), "day", ["project", "machine"],
+                               UsageFilter(agents=[agent]))
+    assert [(p.project_id, p.events, p.sessions) for p in report.points] == [
+        (uuid.UUID(int=0), 3, 3)]
+    assert report.totals.sessions == 3
