@@ -173,3 +173,27 @@ def test_money_and_cost_chart() -> None:
     unpriced = UsageReport(since=r.since, until=r.until, bucket="day", group_by=["model"], points=pts[1:],
                            totals=combine(pts[1:]), as_of=None)
     assert chart_context(r, "model", unpriced)["cost_chart"] is None
+
+
+async def test_usage_page_shows_plan_limits(client: httpx.AsyncClient, server: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from app.services import plans
+
+    key = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC)
+    limits = {"primary": {"used_percent": 42.0, "window_minutes": 300,
+                          "resets_at": int((now + timedelta(hours=1)).timestamp())}, "plan_type": "pro"}
+    await ingest(server, [
+        event(f"plan-{key}", 0, "llm_call", ts=now - timedelta(minutes=3), model="claude-sonnet-4-5",
+              tokens={"input": 5, "output": 50, "cacheRead": 500}),
+        event(f"plan-{key}-x", 0, "system", agent="codex", ts=now - timedelta(seconds=30),
+              payload=limits, content="rate limits")])
+    block = (await plans.claude_blocks(limit=1))[0]
+    page = (await client.get("/usage")).text
+    assert 'id="plans"' in page and "5-hour block" in page
+    assert f'<dd id="block-tokens">{block.tokens:,}</dd>' in page
+    assert "42.0 % used" in page and "(pro)" in page
+    fragment = await client.get("/usage", params={"range": "30d"}, headers={"HX-Request": "true",
+                                                                          "HX-Target": "usage-results"})
+    assert 'id="plans"' not in fragment.text  # the range's fragment leaves the plan panel alone

@@ -18,6 +18,7 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
 from app.services import events as event_service
+from app.services import plans as plan_service
 from app.services import projects as project_service
 from app.services import usage as usage_service
 from app.services.usage import UsagePoint, UsageReport
@@ -196,7 +197,9 @@ async def usage_page(
         ctx["ever"] = bool((await event_service.list_events(first=1)).items)
     if fragment:
         return render("partials/_usage_results.html", **ctx)
-    return render("usage.html", **ctx)
+    blocks, windows = await asyncio.gather(plan_service.claude_blocks(limit=1),
+                                           plan_service.codex_windows())
+    return render("usage.html", block=blocks[0] if blocks else None, windows=windows, **ctx)
 
 
 def _cell(value: object) -> object:
