@@ -4,7 +4,7 @@ rollup job re-aggregates hour by hour) or for TimescaleDB (continuous aggregates
 Every rollup groups events by hour, agent, project, machine and a few columns of its own, and
 keeps only additive measures (counts and sums), so a day, a week or a whole range is the sum of
 its hours, and the not-yet-rolled-up tail of raw events can be added row by row
-(:data:`TAIL_SELECT`). Project and machine come from the event's session (an inner join: ingest
+(the tail, read in the same snapshot; see ``app/services/usage.py``). Project and machine come from the event's session (an inner join: ingest
 creates a session before its events). ``model`` and ``tool_name`` are ``''`` when the event has
 none, so that they can be grouping keys on both paths.
 
@@ -167,10 +167,10 @@ def plain_delta_sql(r: Rollup) -> list[str]:
     columns = ", ".join(r.columns)
     return [
         f"CREATE TEMP TABLE {delta} ON COMMIT DROP AS\n{r.select(PLAIN_BUCKET, EVENTS, where)}",
-        f"INSERT INTO {r.name} ({columns}) SELECT {columns} FROM {delta}\n"
-        f"ON CONFLICT ({_unique_key(r)}) DO UPDATE SET {_adds(r.name, r)}",
-        f"INSERT INTO {r.daily} ({columns})\n{r.reaggregate(PLAIN_DAY, delta)}\n"
-        f"ON CONFLICT ({_unique_key(r)}) DO UPDATE SET {_adds(r.daily, r)}",
+        (f"INSERT INTO {r.name} ({columns}) SELECT {columns} FROM {delta}\n"
+        f"ON CONFLICT ({_unique_key(r)}) DO UPDATE SET {_adds(r.name, r)}"),
+        (f"INSERT INTO {r.daily} ({columns})\n{r.reaggregate(PLAIN_DAY, delta)}\n"
+        f"ON CONFLICT ({_unique_key(r)}) DO UPDATE SET {_adds(r.daily, r)}"),
     ]
 
 
@@ -230,9 +230,7 @@ def timescale_compress_sql(r: Rollup, compress_after: str) -> list[str]:
             for name in (r.name, r.daily)]
 
 
-# The plain path's watermark, as an expression: read in the same statement as the rollup rows,
-# so a refresh committing in between cannot make an event count twice or not at all.
+# The plain path's watermark, as an expression (re-aggregation rolls up only events before it).
 WATERMARK = ("coalesce((SELECT watermark FROM job_state WHERE name = 'rollups'),"
              " '-infinity'::timestamptz)")
-TAIL = f"e.ingested_at >= {WATERMARK}"  # events not in the rollup tables yet
 ROLLED_UP = f"e.ingested_at < {WATERMARK}"  # the others

@@ -15,21 +15,25 @@ few thousand rollup rows instead of millions of events.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import msgspec
 
 from app.db import rollups
-from app.db.ddl import fetch
+from app.db.engine import DB
 from app.db.rollups import Rollup
 from app.db.timescale import events_in_hypertable
 from app.jobs import ranges
-from app.jobs.rollups import watermark
+from app.jobs import rollups as rollup_job
+from app.jobs.rollups import NEVER
 
 Bucket = Literal["hour", "day", "week"]
 GroupBy = Literal["agent", "model", "project", "machine", "tool"]
@@ -159,11 +163,35 @@ def whole_hour_zone(time_zone: str, since: datetime, until: datetime) -> bool:
         t = min(until, t + timedelta(days=30))
 
 
-async def _rows(r: Rollup, since: datetime, until: datetime, p: _Params, *,
-                daily_ok: bool = False, time_zone: str | None = None) -> str:
-    """SQL (a UNION ALL of parts) for the rollup's rows with buckets in [since, until)."""
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """One consistent read: a connection in a REPEATABLE READ READ ONLY transaction and the
+    rollup watermark read in it, so rollup rows and the tail after the watermark come from one
+    snapshot (a refresh committing in between cannot count an event twice or drop it). The
+    watermark is a bound value, so the planner sees how recent it is and reads the tail through
+    the BRIN index on ``ingested_at`` instead of the whole range."""
+
+    conn: asyncpg.Connection
+    mark: datetime | None
+    hypertable: bool
+
+    async def fetch(self, sql: str, *args: object) -> list:
+        return await self.conn.fetch(sql, *args)
+
+
+@contextlib.asynccontextmanager
+async def _reading() -> AsyncIterator[_Reader]:
     hypertable = await events_in_hypertable()
-    mark = None if hypertable else await watermark()
+    async with DB.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        mark = None if hypertable else await conn.fetchval(
+            "SELECT watermark FROM job_state WHERE name = $1", rollup_job.STATE)
+        yield _Reader(conn=conn, mark=mark, hypertable=hypertable)
+
+
+def _rows(rd: _Reader, r: Rollup, since: datetime, until: datetime, p: _Params, *,
+          daily_ok: bool = False, time_zone: str | None = None) -> str:
+    """SQL (a UNION ALL of parts) for the rollup's rows with buckets in [since, until)."""
+    hypertable, mark = rd.hypertable, rd.mark
     columns = ", ".join(r.columns)
     lo, hi = ranges.ceil(since, ranges.HOUR), ranges.floor(until, ranges.HOUR)
     parts: list[str] = []
@@ -189,9 +217,9 @@ async def _rows(r: Rollup, since: datetime, until: datetime, p: _Params, *,
                     parts.append(f"SELECT {columns} FROM {r.name} WHERE bucket >= {p(lo)} AND bucket < {p(d0)}")
                 hourly_lo = d1
     parts.append(f"SELECT {columns} FROM {r.name} WHERE bucket >= {p(hourly_lo)} AND bucket < {p(hourly_hi)}")
-    if not hypertable:  # the watermark read in the same statement (snapshot) as the rollup
+    if not hypertable:  # the tail: events not rolled up yet
         parts.append(r.select(rollups.PLAIN_BUCKET, rollups.EVENTS,
-                              f"{rollups.TAIL} AND e.ts >= {p(lo)} AND e.ts < {p(hi)}"))
+                              f"e.ingested_at >= {p(mark or NEVER)} AND e.ts >= {p(lo)} AND e.ts < {p(hi)}"))
     return "\nUNION ALL\n".join(f"({part})" for part in parts)
 
 
@@ -263,27 +291,32 @@ async def usage(since: datetime, until: datetime, bucket: Bucket = "day",
     if until <= since:
         raise ValueError("the range is empty: `until` must be after `since`")
     tz = _zone(time_zone)
+    async with _reading() as rd:
+        return await _usage(rd, since, until, bucket, group_by, filter, tz)
+
+
+async def _usage(rd: _Reader, since: datetime, until: datetime, bucket: str, group_by: list[str],
+                 filter: UsageFilter | None, tz: str) -> UsageReport:
     p = _Params()
-    rows = await _rows(rollups.USAGE, since, until, p,
-                       daily_ok=bucket != "hour" and tz in UTC_NAMES, time_zone=tz)
+    rows = _rows(rd, rollups.USAGE, since, until, p,
+                 daily_ok=bucket != "hour" and tz in UTC_NAMES, time_zone=tz)
     cols = [GROUP_COLUMNS[g] for g in group_by]
     keys = "".join(f", {c}" for c in cols)
     trunc = f"date_trunc({p(bucket)}, bucket, {p(tz)})"
     where = _filters(filter, p)
     sql = (f"SELECT {trunc} AS start{keys}, {_MEASURES}\nFROM ({rows}) AS r\nWHERE {where}\n"
            f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(cols)))}\nORDER BY 1")
-    data = await fetch(sql, *p.values)
-    sessions = await _sessions(since, until, bucket, tz, group_by, filter)
+    data = await rd.fetch(sql, *p.values)
+    sessions = await _sessions(rd, since, until, bucket, tz, group_by, filter)
     points = [_point(r, r["start"], group_by,
                      None if sessions is None else sessions.get((r["start"], *(r[c] for c in cols)), 0))
               for r in data]
     totals = _sum(points, None if sessions is None else sum(sessions.values()))
     return UsageReport(since=since, until=until, bucket=bucket, group_by=group_by, points=points,
-                       totals=totals, as_of=await watermark() if not await events_in_hypertable()
-                       else None)
+                       totals=totals, as_of=rd.mark)
 
 
-async def _sessions(since: datetime, until: datetime, bucket: str, tz: str, group_by: list[str],
+async def _sessions(rd: _Reader, since: datetime, until: datetime, bucket: str, tz: str, group_by: list[str],
                     f: UsageFilter | None) -> dict[tuple, int] | None:
     """Sessions started per bucket and group, from the sessions table (small); not defined
     when grouped or filtered by model or tool."""
@@ -298,7 +331,7 @@ async def _sessions(since: datetime, until: datetime, bucket: str, tz: str, grou
            f" coalesce(machine, '{rollups.NIL}'::uuid) AS machine_id, started_at"
            f" FROM agent_session) AS s WHERE started_at >= {p(since)} AND started_at < {p(until)} AND {where}\n"
            f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(cols)))}")
-    return {(r["start"], *(r[c] for c in cols)): r["n"] for r in await fetch(sql, *p.values)}
+    return {(r["start"], *(r[c] for c in cols)): r["n"] for r in await rd.fetch(sql, *p.values)}
 
 
 def _sum(points: list[UsagePoint], sessions: int | None) -> UsagePoint:
@@ -342,14 +375,14 @@ def percentiles(hist: dict[int, int], total_ms: int | None = None) -> Percentile
                        mean_ms=round(total_ms / n, 1) if total_ms is not None else None)
 
 
-async def _histograms(since: datetime, until: datetime, key: str, kinds: tuple[str, ...],
+async def _histograms(rd: _Reader, since: datetime, until: datetime, key: str, kinds: tuple[str, ...],
                       f: UsageFilter | None) -> dict[str, dict[int, int]]:
     p = _Params()
-    rows = await _rows(rollups.LATENCY, since, until, p, daily_ok=True)
+    rows = _rows(rd, rollups.LATENCY, since, until, p, daily_ok=True)
     sql = (f"SELECT {key} AS k, le, sum(n)::bigint AS n FROM ({rows}) AS r\n"
            f"WHERE kind = ANY({p(list(kinds))}::text[]) AND {_filters(f, p)} GROUP BY 1, 2")
     out: dict[str, dict[int, int]] = defaultdict(dict)
-    for r in await fetch(sql, *p.values):
+    for r in await rd.fetch(sql, *p.values):
         out[r["k"]][r["le"]] = r["n"]
     return out
 
@@ -358,9 +391,15 @@ async def tool_stats(since: datetime, until: datetime, filter: UsageFilter | Non
                      top_files: int = 5) -> list[ToolStat]:
     """Per tool: calls, errors, error rate, duration percentiles, lines changed, top files;
     most used first."""
+    async with _reading() as rd:
+        return await _tool_stats(rd, since, until, filter, top_files)
+
+
+async def _tool_stats(rd: _Reader, since: datetime, until: datetime, filter: UsageFilter | None,
+                      top_files: int) -> list[ToolStat]:
     p = _Params()
-    rows = await _rows(rollups.USAGE, since, until, p, daily_ok=True)
-    data = await fetch(
+    rows = _rows(rd, rollups.USAGE, since, until, p, daily_ok=True)
+    data = await rd.fetch(
         f"""SELECT tool_name,
                    (sum(events) FILTER (WHERE kind = 'tool_call'))::bigint AS calls,
                    sum(errors)::bigint AS errors,
@@ -369,8 +408,8 @@ async def tool_stats(since: datetime, until: datetime, filter: UsageFilter | Non
             FROM ({rows}) AS r
             WHERE tool_name <> '' AND kind IN ('tool_call', 'tool_result') AND {_filters(filter, p)}
             GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1""", *p.values)
-    hists = await _histograms(since, until, "tool_name", ("tool_call", "tool_result"), filter)
-    files = await _top_files(since, until, filter, top_files)
+    hists = await _histograms(rd, since, until, "tool_name", ("tool_call", "tool_result"), filter)
+    files = await _top_files(rd, since, until, filter, top_files)
     out = []
     for r in data:
         calls = r["calls"] or 0
@@ -383,10 +422,10 @@ async def tool_stats(since: datetime, until: datetime, filter: UsageFilter | Non
     return out
 
 
-async def _top_files(since: datetime, until: datetime, f: UsageFilter | None,
+async def _top_files(rd: _Reader, since: datetime, until: datetime, f: UsageFilter | None,
                      limit: int) -> dict[str, list[FileCount]]:
     p = _Params()
-    rows = await _rows(rollups.FILES, since, until, p, daily_ok=True)
+    rows = _rows(rd, rollups.FILES, since, until, p, daily_ok=True)
     sql = f"""SELECT tool_name, file_path, t, a, d FROM (
                 SELECT tool_name, file_path, sum(touches)::bigint AS t, sum(lines_added)::bigint AS a,
                        sum(lines_removed)::bigint AS d,
@@ -394,7 +433,7 @@ async def _top_files(since: datetime, until: datetime, f: UsageFilter | None,
                 FROM ({rows}) AS r WHERE {_filters(f, p, has_model=False)} GROUP BY 1, 2) x
               WHERE rank <= {p(limit)} ORDER BY tool_name, rank"""
     out: dict[str, list[FileCount]] = defaultdict(list)
-    for r in await fetch(sql, *p.values):
+    for r in await rd.fetch(sql, *p.values):
         out[r["tool_name"]].append(FileCount(path=r["file_path"], touches=r["t"],
                                              lines_added=r["a"], lines_removed=r["d"]))
     return out
@@ -403,17 +442,18 @@ async def _top_files(since: datetime, until: datetime, f: UsageFilter | None,
 async def model_stats(since: datetime, until: datetime,
                       filter: UsageFilter | None = None) -> list[ModelStat]:
     """Per model: calls, tokens by bucket, cost, unpriced calls, latency percentiles."""
-    p = _Params()
-    rows = await _rows(rollups.USAGE, since, until, p, daily_ok=True)
-    data = await fetch(
-        f"""SELECT model, sum(events)::bigint AS calls,
-                   sum(tokens_input)::bigint AS ti, sum(tokens_output)::bigint AS tout,
-                   sum(tokens_cache_read)::bigint AS tcr, sum(tokens_cache_write)::bigint AS tcw,
-                   sum(tokens_reasoning)::bigint AS tr, sum(cost_usd)::float8 AS cost,
-                   sum(unpriced)::bigint AS unpriced, sum(duration_ms)::bigint AS ms
-            FROM ({rows}) AS r WHERE kind = 'llm_call' AND {_filters(filter, p)}
-            GROUP BY 1 ORDER BY 2 DESC, 1""", *p.values)
-    hists = await _histograms(since, until, "model", ("llm_call",), filter)
+    async with _reading() as rd:
+        p = _Params()
+        rows = _rows(rd, rollups.USAGE, since, until, p, daily_ok=True)
+        data = await rd.fetch(
+            f"""SELECT model, sum(events)::bigint AS calls,
+                       sum(tokens_input)::bigint AS ti, sum(tokens_output)::bigint AS tout,
+                       sum(tokens_cache_read)::bigint AS tcr, sum(tokens_cache_write)::bigint AS tcw,
+                       sum(tokens_reasoning)::bigint AS tr, sum(cost_usd)::float8 AS cost,
+                       sum(unpriced)::bigint AS unpriced, sum(duration_ms)::bigint AS ms
+                FROM ({rows}) AS r WHERE kind = 'llm_call' AND {_filters(filter, p)}
+                GROUP BY 1 ORDER BY 2 DESC, 1""", *p.values)
+        hists = await _histograms(rd, since, until, "model", ("llm_call",), filter)
     return [ModelStat(model=r["model"], calls=r["calls"], tokens_input=r["ti"],
                       tokens_output=r["tout"], tokens_cache_read=r["tcr"],
                       tokens_cache_write=r["tcw"], tokens_reasoning=r["tr"], cost_usd=r["cost"],
