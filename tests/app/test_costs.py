@@ -5,7 +5,7 @@ costs kept, unknown models flagged; session rollups include computed costs. And 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -35,8 +35,14 @@ async def _session_cost(url: str, native: str, agent: str = "claude-code"):
         await conn.close()
 
 
+# Long before the other tests' events: the models priced here stay out of the ranges the
+# dashboard tests look at (the last 7 days' models; nothing in 2024).
+PAST = datetime(2021, 3, 1, 9, 0, tzinfo=UTC)
+
+
 def _call(native: str, n: int, model: str | None, **kw) -> dict:
     tokens = kw.pop("tokens", {"input": 1000, "output": 500, "cacheRead": 20000, "cacheWrite": 3000})
+    kw.setdefault("ts", PAST + timedelta(seconds=n))
     return event(native, n, "llm_call", model=model, provider=kw.pop("provider", "anthropic"),
                  tokens=tokens, **kw)
 
@@ -51,7 +57,7 @@ async def test_ingest_computes_keeps_reported_and_flags_unpriced(client, databas
               tokens={"input": 10, "output": 100, "cacheWrite": 1000, "cacheWrite1H": 400}),
         _call(native, 5, "anthropic/claude-sonnet-4-5",
               tokens={"input": 150_000, "output": 1000, "cacheRead": 60_000}),  # > 200k prompt
-        event(native, 6, "assistant_message", content="done"),
+        event(native, 6, "assistant_message", content="done", ts=PAST + timedelta(seconds=6)),
     ])
     calls = {r["seq"]: r for r in await _calls(database_url, native)}
     sonnet = (1000 * 3 + 500 * 15 + 20000 * 0.3 + 3000 * 3.75) / 1e6
@@ -75,8 +81,8 @@ async def test_codex_reasoning_is_not_charged_twice(client, database_url) -> Non
     """Codex sends output = output_tokens (reasoning included) and reasoning separately."""
     native = f"codex-{uuid.uuid4()}"
     await ingest(client, [event(native, 1, "llm_call", agent="codex", model="gpt-5-codex",
-                                provider="openai", tokens={"input": 2000, "cacheRead": 8000,
-                                                           "output": 700, "reasoning": 500})])
+                                provider="openai", ts=PAST, tokens={"input": 2000, "cacheRead": 8000,
+                                                                    "output": 700, "reasoning": 500})])
     cost = await _session_cost(database_url, native, agent="codex")
     assert float(cost) == pytest.approx((2000 * 1.25 + 8000 * 0.125 + 700 * 10) / 1e6)
 
