@@ -5,8 +5,8 @@ be created inside a transaction: this migration runs outside one, and every stat
 idempotent (``IF NOT EXISTS``), so a migration interrupted half-way is simply run again. On
 plain PostgreSQL they are tables that the rollup job fills (``app/jobs/rollups.py``).
 
-Also: ``job_state`` (what each scheduled job did last, shared by all server processes) and a
-BRIN index on ``agent_event.ingested_at`` (the rollup job's watermark and the query-time tail:
+Also: ``job_state`` (what each scheduled job did last, shared by all server processes), an
+index on ``agent_session.started_at`` covering what usage groups sessions by, and a BRIN index on ``agent_event.ingested_at`` (the rollup job's watermark and the query-time tail:
 append order follows ingest order, so a BRIN index is tiny and costs ingest almost nothing).
 """
 
@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS job_state (
 );
 CREATE INDEX IF NOT EXISTS agent_event_ingested_brin ON agent_event USING brin (ingested_at)
     WITH (pages_per_range = 16);
+-- sessions started per bucket and group (usage): an index-only scan
+CREATE INDEX IF NOT EXISTS agent_session_started_idx ON agent_session (started_at)
+    INCLUDE (agent, project, machine);
 """
 
 

@@ -91,13 +91,14 @@ class Query:
     @strawberry.field(permission_classes=READ, description=(
         "Usage over a range: events, sessions, calls, errors, tokens by bucket and cost, per time "
         "bucket (in `timeZone`) and per group. Exact and current to the last ingested event."))
-    async def usage(self, range: TimeRangeInput, bucket: TimeBucket = TimeBucket.DAY,
+    async def usage(self, info: Info, range: TimeRangeInput, bucket: TimeBucket = TimeBucket.DAY,
                     group_by: list[UsageGroup] | None = None,
                     filter: UsageFilterInput | None = None, time_zone: str = "UTC") -> UsageReport:
         since, until = _range(range)
         report = await usage_service.usage(
             since, until, bucket.value, [g.value for g in group_by or []],
-            filter.to_service() if filter else None, time_zone)
+            filter.to_service() if filter else None, time_zone,
+            with_sessions=_selects(info, "sessions"))
         return UsageReport.from_record(report)
 
     @strawberry.field(permission_classes=READ, description=(
@@ -152,6 +153,17 @@ class Query:
                            last_error=r.last_error, last_result=r.last_result, runs=r.runs,
                            next_run=job.next_run_time if job else None))
         return out
+
+
+def _selects(info: Info, name: str) -> bool:
+    """Whether the query selects a field of this name anywhere below the current field."""
+    stack = list(info.selected_fields)
+    while stack:
+        f = stack.pop()
+        if getattr(f, "name", None) == name:
+            return True
+        stack.extend(getattr(f, "selections", ()) or ())
+    return False
 
 
 def _range(r: TimeRangeInput) -> tuple[datetime, datetime]:

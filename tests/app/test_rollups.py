@@ -293,3 +293,10 @@ async def test_sessions_without_a_project_are_counted_in_their_group(client: htt
     assert [(p.project_id, p.events, p.sessions) for p in report.points] == [
         (uuid.UUID(int=0), 3, 3)]
     assert report.totals.sessions == 3
+    q = """query($since: DateTime!, $until: DateTime!, $agent: String!) {
+           usage(range: {since: $since, until: $until}, groupBy: [PROJECT],
+             filter: {agents: [$agent]}) { ...Counts totals { events } } }
+           fragment Counts on UsageReport { points { project { id } events sessions } }"""
+    body = await gql(client, q, {"since": start.isoformat(), "agent": agent,
+                                 "until": (start + timedelta(hours=1)).isoformat()})
+    assert body["data"]["usage"]["points"] == [{"project": None, "events": 3, "sessions": 3}]
