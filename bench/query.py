@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -163,11 +164,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--sessions", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--database", metavar="URL",
+                        help="measure a database generated before (kept, not dropped) instead")
     args = parser.parse_args()
-    with scratch_database() as url:
+    with contextlib.nullcontext(args.database) if args.database else scratch_database() as url:
         asyncio.run(migrate(url))
-        print(f"generating {args.events:,} events over {args.sessions:,} sessions and 90 days")
-        asyncio.run(generate(url, args.events, args.sessions))
+        if not args.database:
+            print(f"generating {args.events:,} events over {args.sessions:,} sessions and 90 days")
+            asyncio.run(generate(url, args.events, args.sessions))
         asyncio.run(build_rollups(url))
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVLOG_")}
