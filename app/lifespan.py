@@ -82,6 +82,10 @@ async def pool(db: Database, settings: Settings) -> AsyncIterator[None]:
     engine.configure(db.url)
     await engine.open_pool(settings.db_pool_min, settings.db_pool_max)
     try:
+        from app.pricing import book
+
+        async with engine.pool().acquire() as conn:  # the first batch need not wait for it
+            await book.current(conn)
         yield
     finally:
         await engine.close_pool()

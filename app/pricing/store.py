@@ -170,11 +170,11 @@ async def read_book(conn: asyncpg.Connection) -> PriceBook:
         for r in await conn.fetch("SELECT * FROM model_price_provider ORDER BY rank, id")]
     models: dict[tuple[str, str], PricedModel] = {}
     for r in await conn.fetch(f"""
-            SELECT provider, model, name, match, valid_from, {", ".join(PRICE_COLUMNS)}, tiers,
-                   shipped, rank
+            SELECT provider, model, name, match, valid_from,
+                   {", ".join(f"{c}::float8 AS {c}" for c in PRICE_COLUMNS)}, tiers, shipped, rank
             FROM model_price ORDER BY provider, model, valid_from NULLS FIRST"""):
         key = (r["provider"], r["model"])
-        prices = {f: float(r[c]) for f, c in zip(_FIELDS, PRICE_COLUMNS) if r[c] is not None}
+        prices = {f: v for f, c in zip(_FIELDS, PRICE_COLUMNS) if (v := r[c]) is not None}
         price = Price(valid_from=r["valid_from"], prices=prices,
                       tiers=tuple(msgspec.json.decode(r["tiers"])))
         m = models.get(key)
