@@ -166,7 +166,8 @@ def _selects(info: Info, name: str) -> bool:
     return False
 
 
-def _range(r: TimeRangeInput) -> tuple[datetime, datetime]:
+def _range(r: TimeRangeInput) -> tuple[datetime, datetime | None]:
+    """(since, until); until None: up to now."""
     until = r.until or datetime.now(UTC)
     if r.since.tzinfo is None or until.tzinfo is None:
         raise ValueError("give times with a time zone (e.g. 2026-11-25T00:00:00Z)")
@@ -174,4 +175,4 @@ def _range(r: TimeRangeInput) -> tuple[datetime, datetime]:
         raise ValueError("the range is empty: `until` must be after `since`")
     if until - r.since > timedelta(days=3660):
         raise ValueError("the range is longer than ten years")
-    return r.since, until
+    return r.since, r.until

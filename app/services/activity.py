@@ -59,7 +59,7 @@ class ProjectSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 async def hourly_by_agent(since: datetime, until: datetime) -> list[Bucket]:
     """Events and tokens per hour and agent in [since, until) (from the rollups)."""
-    report = await usage.usage(since, until, "hour", ["agent"])
+    report = await usage.usage(since, until, "hour", ["agent"], with_sessions=False)
     return [Bucket(start=p.start, agent=p.agent or "", events=p.events,
                    tokens=p.prompt_tokens + p.tokens_output) for p in report.points if p.start]
 
@@ -67,7 +67,7 @@ async def hourly_by_agent(since: datetime, until: datetime) -> list[Bucket]:
 async def by_machine(since: datetime, until: datetime, limit: int = 8) -> list[PlaceCount]:
     """Machines by events in [since, until): events from the rollups; sessions (with activity
     since ``since``) and last activity from the sessions table."""
-    report = await usage.usage(since, until, "day", ["machine"])
+    report = await usage.usage(since, until, "day", ["machine"], with_sessions=False)
     events: dict[uuid.UUID | None, int] = {}
     for p in report.points:
         events[p.machine_id] = events.get(p.machine_id, 0) + p.events

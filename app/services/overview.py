@@ -54,13 +54,12 @@ def day_start(now: datetime, time_zone: str) -> datetime:
 async def overview(now: datetime, time_zone: str = "UTC", top: int = 8) -> OverviewRecord:
     start = day_start(now, time_zone)
     hour_ago = now.replace(second=0, microsecond=0) - timedelta(minutes=59)
-    until = now + timedelta(microseconds=1)  # today includes this instant
     # Independent queries: run them at once on separate pool connections. Today's totals and
     # the top tools and models come from the rollups (plus the not-yet-rolled-up tail).
     today, by_tool, by_model, active, per_minute = await asyncio.gather(
-        usage.usage(start, until, "day", [], None, time_zone),
-        usage.usage(start, until, "day", ["tool"], None, time_zone),
-        usage.usage(start, until, "day", ["model"], None, time_zone),
+        usage.usage(start, None, "day", [], None, time_zone, with_sessions=False),
+        usage.usage(start, None, "day", ["tool"], None, time_zone, with_sessions=False),
+        usage.usage(start, None, "day", ["model"], None, time_zone, with_sessions=False),
         # A session had activity today exactly when its last event is from today: the
         # session index answers that, instead of a DISTINCT over today's events.
         fetch("""SELECT count(*) FILTER (WHERE ended_at IS NULL AND last_event_at >= $1) AS n,

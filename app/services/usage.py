@@ -174,6 +174,7 @@ class _Reader:
     conn: asyncpg.Connection
     mark: datetime | None
     hypertable: bool
+    now: datetime  # the database's clock at the start of the read
 
     async def fetch(self, sql: str, *args: object) -> list:
         return await self.conn.fetch(sql, *args)
@@ -184,17 +185,21 @@ async def _reading() -> AsyncIterator[_Reader]:
     hypertable = await events_in_hypertable()
     async with DB.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         # JIT compiles a plan in 100+ ms; these queries run in a few ms.
-        mark = await conn.fetchval(
-            "SELECT (SELECT watermark FROM job_state WHERE name = $1) FROM set_config('jit', 'off', true)",
-            rollup_job.STATE)
-        mark = None if hypertable else mark
-        yield _Reader(conn=conn, mark=mark, hypertable=hypertable)
+        row = await conn.fetchrow(
+            "SELECT (SELECT watermark FROM job_state WHERE name = $1) AS mark, now() AS now"
+            " FROM set_config('jit', 'off', true)", rollup_job.STATE)
+        yield _Reader(conn=conn, mark=None if hypertable else row["mark"], hypertable=hypertable,
+                      now=row["now"])
 
 
-def _rows(rd: _Reader, r: Rollup, since: datetime, until: datetime, p: _Params, *,
+def _rows(rd: _Reader, r: Rollup, since: datetime, until: datetime | None, p: _Params, *,
           daily_ok: bool = False, time_zone: str | None = None) -> str:
-    """SQL (a UNION ALL of parts) for the rollup's rows with buckets in [since, until)."""
+    """SQL (a UNION ALL of parts) for the rollup's rows with buckets in [since, until).
+    ``until=None``: up to now — read as up to the end of the current hour (no event is stamped
+    after now), so the current hour comes from the rollup and its tail, not from raw events."""
     hypertable, mark = rd.hypertable, rd.mark
+    if until is None:
+        until = ranges.floor(rd.now, ranges.HOUR) + ranges.HOUR
     columns = ", ".join(r.columns)
     lo, hi = ranges.ceil(since, ranges.HOUR), ranges.floor(until, ranges.HOUR)
     parts: list[str] = []
@@ -283,23 +288,24 @@ def _point(row, start: datetime | None, group_by: list[str], sessions: int | Non
         cost_usd=row["cost_usd"], cost_reported_usd=row["cost_reported_usd"])
 
 
-async def usage(since: datetime, until: datetime, bucket: Bucket = "day",
+async def usage(since: datetime, until: datetime | None = None, bucket: Bucket = "day",
                 group_by: list[str] | None = None, filter: UsageFilter | None = None,
                 time_zone: str = "UTC", with_sessions: bool = True) -> UsageReport:
     """Usage series: one point per bucket and group, oldest first, plus totals.
-    ``with_sessions=False`` skips counting sessions (``sessions`` is then None)."""
+    ``until=None``: up to now. ``with_sessions=False`` skips counting sessions (``sessions``
+    is then None)."""
     group_by = list(dict.fromkeys(group_by or []))
     for g in group_by:
         if g not in GROUP_COLUMNS:
             raise ValueError(f"cannot group by {g!r} (use {', '.join(GROUP_COLUMNS)})")
-    if until <= since:
+    if until is not None and until <= since:
         raise ValueError("the range is empty: `until` must be after `since`")
     tz = _zone(time_zone)
     async with _reading() as rd:
         return await _usage(rd, since, until, bucket, group_by, filter, tz, with_sessions)
 
 
-async def _usage(rd: _Reader, since: datetime, until: datetime, bucket: str, group_by: list[str],
+async def _usage(rd: _Reader, since: datetime, until: datetime | None, bucket: str, group_by: list[str],
                  filter: UsageFilter | None, tz: str, with_sessions: bool) -> UsageReport:
     p = _Params()
     rows = _rows(rd, rollups.USAGE, since, until, p,
@@ -311,12 +317,13 @@ async def _usage(rd: _Reader, since: datetime, until: datetime, bucket: str, gro
     sql = (f"SELECT {trunc} AS start{keys}, {_MEASURES}\nFROM ({rows}) AS r\nWHERE {where}\n"
            f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(cols)))}\nORDER BY 1")
     data = await rd.fetch(sql, *p.values)
-    sessions = await _sessions(rd, since, until, bucket, tz, group_by, filter) if with_sessions else None
+    sessions = (await _sessions(rd, since, until or rd.now, bucket, tz, group_by, filter)
+                if with_sessions else None)
     points = [_point(r, r["start"], group_by,
                      None if sessions is None else sessions.get((r["start"], *(r[c] for c in cols)), 0))
               for r in data]
     totals = _sum(points, None if sessions is None else sum(sessions.values()))
-    return UsageReport(since=since, until=until, bucket=bucket, group_by=group_by, points=points,
+    return UsageReport(since=since, until=until or rd.now, bucket=bucket, group_by=group_by, points=points,
                        totals=totals, as_of=rd.mark)
 
 
@@ -379,7 +386,7 @@ def percentiles(hist: dict[int, int], total_ms: int | None = None) -> Percentile
                        mean_ms=round(total_ms / n, 1) if total_ms is not None else None)
 
 
-async def _histograms(rd: _Reader, since: datetime, until: datetime, key: str, kinds: tuple[str, ...],
+async def _histograms(rd: _Reader, since: datetime, until: datetime | None, key: str, kinds: tuple[str, ...],
                       f: UsageFilter | None) -> dict[str, dict[int, int]]:
     p = _Params()
     rows = _rows(rd, rollups.LATENCY, since, until, p, daily_ok=True)
@@ -391,7 +398,7 @@ async def _histograms(rd: _Reader, since: datetime, until: datetime, key: str, k
     return out
 
 
-async def tool_stats(since: datetime, until: datetime, filter: UsageFilter | None = None,
+async def tool_stats(since: datetime, until: datetime | None, filter: UsageFilter | None = None,
                      top_files: int = 5) -> list[ToolStat]:
     """Per tool: calls, errors, error rate, duration percentiles, lines changed, top files;
     most used first."""
@@ -399,7 +406,7 @@ async def tool_stats(since: datetime, until: datetime, filter: UsageFilter | Non
         return await _tool_stats(rd, since, until, filter, top_files)
 
 
-async def _tool_stats(rd: _Reader, since: datetime, until: datetime, filter: UsageFilter | None,
+async def _tool_stats(rd: _Reader, since: datetime, until: datetime | None, filter: UsageFilter | None,
                       top_files: int) -> list[ToolStat]:
     p = _Params()
     rows = _rows(rd, rollups.USAGE, since, until, p, daily_ok=True)
@@ -426,7 +433,7 @@ async def _tool_stats(rd: _Reader, since: datetime, until: datetime, filter: Usa
     return out
 
 
-async def _top_files(rd: _Reader, since: datetime, until: datetime, f: UsageFilter | None,
+async def _top_files(rd: _Reader, since: datetime, until: datetime | None, f: UsageFilter | None,
                      limit: int) -> dict[str, list[FileCount]]:
     p = _Params()
     rows = _rows(rd, rollups.FILES, since, until, p, daily_ok=True)
@@ -443,7 +450,7 @@ async def _top_files(rd: _Reader, since: datetime, until: datetime, f: UsageFilt
     return out
 
 
-async def model_stats(since: datetime, until: datetime,
+async def model_stats(since: datetime, until: datetime | None,
                       filter: UsageFilter | None = None) -> list[ModelStat]:
     """Per model: calls, tokens by bucket, cost, unpriced calls, latency percentiles."""
     async with _reading() as rd:

@@ -300,3 +300,16 @@ async def test_sessions_without_a_project_are_counted_in_their_group(client: htt
     body = await gql(client, q, {"since": start.isoformat(), "agent": agent,
                                  "until": (start + timedelta(hours=1)).isoformat()})
     assert body["data"]["usage"]["points"] == [{"project": None, "events": 3, "sessions": 3}]
+
+
+async def test_a_range_up_to_now_includes_the_current_hour(client: httpx.AsyncClient) -> None:
+    agent = f"now-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    events = [event(f"{agent}-s", i, "llm_call", agent=agent, ts=now - timedelta(minutes=m),
+                    tokens={"input": 1, "output": 10}) for i, m in enumerate((90, 30, 0.01))]
+    await ingest(client, events)
+    for _ in range(2):  # from the tail, then from the rollup
+        report = await usage.usage(now - timedelta(hours=2), None, "hour", [], UsageFilter(agents=[agent]))
+        assert (report.totals.llm_calls, report.totals.tokens_output) == (3, 30)
+        assert report.until >= now
+        await rollups.refresh(wait=True)
