@@ -70,9 +70,11 @@ def parse(request: Request, range_: str, since: str, until: str, by: str) -> tup
     return ranges.parse(range_, since, until, time_zone(request)), by
 
 
-async def series(r: Range, by: str) -> UsageReport:
-    """The page's series and the CSV's rows: one service call, one point per bucket and group."""
-    return await usage_service.usage(r.since, r.until, r.bucket, [by], time_zone=r.tz)
+async def series(r: Range, by: str, with_sessions: bool = True) -> UsageReport:
+    """The page's series and the CSV's rows: one service call, one point per bucket and group
+    (the page takes its session counts from the project and machine tables)."""
+    return await usage_service.usage(r.since, r.until, r.bucket, [by], time_zone=r.tz,
+                                     with_sessions=with_sessions)
 
 
 def dollars(v: float, small_digits: int = 3) -> str:
@@ -181,7 +183,8 @@ async def usage_page(
         r, by = parse(request, range_, since, until, by)
     except BadParameter as e:
         return bad_request(request, str(e), TARGET)
-    report, (project_rows, machine_rows, place_totals) = await asyncio.gather(series(r, by), places(r))
+    report, (project_rows, machine_rows, place_totals) = await asyncio.gather(series(r, by, with_sessions=False),
+                                                                                places(r))
     query = {**r.query(), "by": by}
     fragment = wants_fragment(request, TARGET)
     t = report.totals
