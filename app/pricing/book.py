@@ -204,7 +204,9 @@ async def current(conn: asyncpg.Connection) -> PriceBook:
 
     if _current.lock is None:
         _current.lock = asyncio.Lock()
-    async with _current.lock:  # concurrent batches wait for one reload
+    if _current.lock.locked() and _current.version is not None:
+        return _current.book  # another batch is re-checking: go on with the book we have
+    async with _current.lock:  # the first load: concurrent batches wait for it
         if time.monotonic() - _current.checked < REFRESH_SECONDS:
             return _current.book
         try:
