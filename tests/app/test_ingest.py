@@ -297,3 +297,21 @@ def test_loopback_detection(host: str, expected: bool) -> None:
     from app.gql.permissions import is_loopback
 
     assert is_loopback(host) is expected
+
+
+async def test_concurrent_first_batches_of_new_sessions(server, database_url) -> None:
+    """Batches that create the same new sessions at the same moment: one inserts, the others
+    update (never a unique-key error), and every event counts once."""
+    for _ in range(30):
+        natives = [f"race-{uuid.uuid4()}" for _ in range(3)]
+        batches = [[event(n, k * 10 + i, "llm_call", tokens={"input": 1, "output": 1})
+                    for n in natives for i in range(3)] for k in range(6)]
+
+        async def send(batch: list[dict]) -> dict:
+            async with httpx.AsyncClient(base_url=server, timeout=60) as c:
+                return await ingest(c, batch)
+
+        results = await asyncio.gather(*(send(b) for b in batches))
+        assert sum(r["accepted"] for r in results) == 6 * 9
+        for n in natives:
+            assert (await session_row(database_url, n))["event_count"] == 18
