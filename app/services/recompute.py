@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from app.db import engine
+from app.jobs import rollups
 from app.pricing import store
 from app.pricing.book import PriceBook
 from app.pricing.cost import SQL_COST
@@ -78,7 +79,7 @@ class RecomputeResult:
     sessions: int = 0  # sessions whose cost changed
     models: int = 0  # distinct (model, provider) pairs in range
     unpriced: list[str] = field(default_factory=list)  # model names without a price
-    rollup_hours: int | None = None  # what reaggregate() reported (None: not available)
+    rollup_hours: int | None = None  # what reaggregate() reported (-1: TimescaleDB refresh)
 
 
 def bands(book: PriceBook, pairs: list[tuple[str | None, str | None]]) -> list[tuple]:
@@ -149,9 +150,5 @@ async def recompute(since: datetime | None = None, until: datetime | None = None
 
 
 async def _reaggregate(result: RecomputeResult) -> None:
-    try:
-        from app.jobs import rollups
-    except ImportError:  # rollups not there yet: sessions and events are up to date anyway
-        return
     result.rollup_hours = await rollups.reaggregate(result.since, result.until)
 
