@@ -126,11 +126,14 @@ def measure(client: httpx.Client, query: str, variables: dict, runs: int) -> tup
     return statistics.median(times), statistics.quantiles(times, n=20)[18]
 
 
-def measure_page(client: httpx.Client, url: str, runs: int) -> tuple[float, float]:
+def measure_page(client: httpx.Client, url: str, runs: int,
+                 target: str | None = None) -> tuple[float, float]:
+    """A page, or with ``target`` the fragment htmx asks for (as the page's own requests do)."""
+    headers = {"HX-Request": "true", "HX-Target": target} if target else {}
     times = []
     for _ in range(runs + 3):
         t0 = time.perf_counter()
-        r = client.get(url)
+        r = client.get(url, headers=headers)
         times.append((time.perf_counter() - t0) * 1000)
         assert r.status_code == 200, (url, r.status_code)
     times = times[3:]
@@ -221,6 +224,15 @@ def main() -> None:
                     ("/tools (90 d, one agent)", "/tools?range=90d&agent=codex"),
                 ]:
                     p50, p95 = measure_page(c, url, args.runs)
+                    pages.append([label, f"{p50:.1f} ms", f"{p95:.1f} ms"])
+                for label, url, target in [
+                    ("fragment: overview stats (live nudge)", "/", "stats"),
+                    ("fragment: sessions results (filter change)", "/sessions?agent=codex&status=ended", "results"),
+                    ("fragment: timeline page (scroll)", f"/sessions/{some_id}/events", None),
+                    ("fragment: usage results (range change)", "/usage?range=30d&by=model", "usage-results"),
+                    ("fragment: tools results (filter change)", "/tools?range=30d&agent=codex", "tools-results"),
+                ]:
+                    p50, p95 = measure_page(c, url, args.runs, target)
                     pages.append([label, f"{p50:.1f} ms", f"{p95:.1f} ms"])
         finally:
             proc.send_signal(signal.SIGTERM)
