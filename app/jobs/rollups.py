@@ -47,6 +47,10 @@ LOCK_KEY = 0x6465766C6F6701  # "devlog" + 1: the rollup job
 STATE = "rollups"
 
 
+# Few groups, but the planner guesses many: without this it sorts millions of rows on disk
+# instead of hashing them (a hash aggregate spills to disk if it must). For the job's transaction.
+_HASH_AGGREGATION = "SET LOCAL work_mem = '128MB'; SET LOCAL enable_sort = off"
+
 NEVER = datetime(1, 1, 1, tzinfo=UTC)  # no lower bound (a watermark before any event)
 
 
@@ -99,9 +103,7 @@ async def refresh(settings: Settings | None = None, *, wait: bool = False) -> Re
                 "SELECT count(*) FROM agent_event WHERE ingested_at >= $1 AND ingested_at < $2",
                 since, mark)
             if events:
-                # Few groups, but the planner guesses many: without this it sorts millions of
-                # rows on disk instead of hashing them (a hash aggregate spills if it must).
-                await conn.execute("SET LOCAL work_mem = '128MB'; SET LOCAL enable_sort = off")
+                await conn.execute(_HASH_AGGREGATION)
                 for r in rollups.ROLLUPS:
                     create, *upserts = rollups.plain_delta_sql(r)
                     await conn.execute(create.replace("$1", _literal(since))
@@ -140,6 +142,7 @@ async def reaggregate(since: datetime | None = None, until: datetime | None = No
         hi = ranges.ceil(hi, ranges.HOUR)
         if hi <= lo:
             return 0
+        await conn.execute(_HASH_AGGREGATION)
         await _replace(conn, [lo], [hi])
         return int((hi - lo) / ranges.HOUR)
 

@@ -117,7 +117,6 @@ async def recompute(since: datetime | None = None, until: datetime | None = None
         if lo is None:
             if progress:
                 progress(0, 0)
-            await _reaggregate(result)
             return result
         hi = hi + timedelta(microseconds=1)
         pairs = [tuple(r) for r in await conn.fetch(
@@ -131,11 +130,14 @@ async def recompute(since: datetime | None = None, until: datetime | None = None
         await conn.execute("ANALYZE price_band")
         total = max(1, math.ceil((hi - lo) / step))
         sessions: set = set()
+        changed: list[datetime] = []  # the span of windows where a cost changed
         for i in range(total):
             start = lo + i * step
             end = min(hi, start + step)
             row = await conn.fetchrow(_UPDATE, start, end)
             result.events += row["n"]
+            if row["n"]:
+                changed[:] = [changed[0] if changed else start, end]
             sessions.update(row["sessions"])
             result.windows += 1
             if progress:
@@ -145,10 +147,7 @@ async def recompute(since: datetime | None = None, until: datetime | None = None
             status = await conn.execute(_SESSIONS, ids[k:k + 5000])
             result.sessions += int(status.rsplit(" ", 1)[-1])
         await conn.execute("DROP TABLE IF EXISTS price_band")
-    await _reaggregate(result)
+    if changed:  # only the hours whose costs changed; nothing changed, nothing to redo
+        result.rollup_hours = await rollups.reaggregate(changed[0], changed[1])
     return result
-
-
-async def _reaggregate(result: RecomputeResult) -> None:
-    result.rollup_hours = await rollups.reaggregate(result.since, result.until)
 

@@ -110,6 +110,7 @@ async def test_recompute_sql_agrees_with_ingest(client, database_url) -> None:
     await ingest(client, calls)
     result = await recompute.recompute(start, start + timedelta(days=1))  # the server's pool
     assert result.events == 0 and result.sessions == 0
+    assert result.rollup_hours is None  # nothing changed: no rollup hour is redone
     assert result.unpriced == ["no-such-model"]
 
 

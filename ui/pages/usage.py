@@ -139,16 +139,16 @@ def _place(i: uuid.UUID | None) -> uuid.UUID | None:
 
 async def places(r: Range) -> tuple[list[tuple[str, uuid.UUID | None, UsagePoint]],
                                      list[tuple[str, uuid.UUID | None, UsagePoint]], UsagePoint]:
-    """Usage by project and by machine over the range (one usage call each, names in one lookup
-    each): rows of (name, id or None, the range's sum), most tokens first; and the totals."""
-    by_project_report, by_machine_report = await asyncio.gather(
-        usage_service.usage(r.since, r.until, "week", ["project"], time_zone=r.tz),
-        usage_service.usage(r.since, r.until, "week", ["machine"], time_zone=r.tz))
+    """Usage by project and by machine over the range (one usage call grouped by both — a
+    session has one project and one machine, so session counts add up either way — and names
+    in one lookup each): rows of (name, id or None, the range's sum), most tokens first; and
+    the totals."""
+    report = await usage_service.usage(r.since, r.until, "week", ["project", "machine"],
+                                       time_zone=r.tz)
     by_project: dict[uuid.UUID | None, list[UsagePoint]] = defaultdict(list)
     by_machine: dict[uuid.UUID | None, list[UsagePoint]] = defaultdict(list)
-    for p in by_project_report.points:
+    for p in report.points:
         by_project[_place(p.project_id)].append(p)
-    for p in by_machine_report.points:
         by_machine[_place(p.machine_id)].append(p)
     p_ids = [i for i in by_project if i is not None]
     m_ids = [i for i in by_machine if i is not None]
@@ -166,7 +166,7 @@ async def places(r: Range) -> tuple[list[tuple[str, uuid.UUID | None, UsagePoint
         return out
 
     return (rows(by_project, p_names, "(no project)"), rows(by_machine, m_names, "(unknown machine)"),
-            by_machine_report.totals)
+            report.totals)
 
 
 async def _none() -> None:
