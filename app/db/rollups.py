@@ -188,20 +188,21 @@ _RANGES = "unnest($1::timestamptz[], $2::timestamptz[]) AS h(a, b)"
 
 
 def plain_refresh_sql(r: Rollup) -> list[str]:
-    """Four statements (for re-aggregation; the job adds deltas): replace the hours in the ranges ``unnest($1 starts, $2 ends)``; then
-    replace the days in the ranges ``unnest($1, $2)`` — whole UTC days, not overlapping — from
-    the hourly rows (the caller passes hour ranges to the first two, day ranges to the last two).
-    Only events before the watermark go in: the others are the readers' tail."""
+    """Four statements (for re-aggregation; the job adds deltas): replace the hours in the
+    ranges ``unnest($1 starts, $2 ends)``; then replace the days in the ranges ``unnest($1, $2)``
+    — whole UTC days, not overlapping — from the hourly rows (the caller passes hour ranges to
+    the first two, day ranges to the last two). Only events before the watermark go in: the
+    others are the readers' tail. Rows go in bucket order."""
     hours = days = _RANGES
     events = f"{hours} JOIN agent_event e ON e.ts >= h.a AND e.ts < h.b JOIN agent_session s ON s.id = e.session_id"
     columns = ", ".join(r.columns)
     return [
         f"DELETE FROM {r.name} USING {hours} WHERE bucket >= h.a AND bucket < h.b",
-        f"INSERT INTO {r.name} ({columns})\n{r.select(PLAIN_BUCKET, events, ROLLED_UP)}",
+        f"INSERT INTO {r.name} ({columns})\n{r.select(PLAIN_BUCKET, events, ROLLED_UP)} ORDER BY 1",
         f"DELETE FROM {r.daily} USING {days} WHERE bucket >= h.a AND bucket < h.b",
         f"INSERT INTO {r.daily} ({columns})\n"
         + r.reaggregate(PLAIN_DAY.replace("bucket", "x.bucket"),
-                        f"{days} JOIN {r.name} x ON x.bucket >= h.a AND x.bucket < h.b"),
+                        f"{days} JOIN {r.name} x ON x.bucket >= h.a AND x.bucket < h.b") + " ORDER BY 1",
     ]
 
 
