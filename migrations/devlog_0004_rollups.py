@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS job_state (
     runs bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS agent_event_ingested_brin ON agent_event USING brin (ingested_at)
-    WITH (pages_per_range = 16);
+    WITH (pages_per_range = 64);
 -- sessions started per bucket and group (usage): an index-only scan
 CREATE INDEX IF NOT EXISTS agent_session_started_idx ON agent_session (started_at)
     INCLUDE (agent, project, machine);

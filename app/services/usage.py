@@ -208,11 +208,9 @@ def _rows(rd: _Reader, r: Rollup, since: datetime, until: datetime | None, p: _P
         # Asia/Kolkata, UTC+5:30): raw events, each in its own bucket (exact, slower).
         return r.select("e.ts", rollups.RAW_EVENTS, f"e.ts >= {p(since)} AND e.ts < {p(until)}")
     if since < lo:
-        parts.append(r.select(rollups.PLAIN_BUCKET, rollups.RAW_EVENTS,
-                              f"e.ts >= {p(since)} AND e.ts < {p(lo)}"))
+        parts.append(r.select_per_session(rollups.PLAIN_BUCKET, f"e.ts >= {p(since)} AND e.ts < {p(lo)}"))
     if until > hi:
-        parts.append(r.select(rollups.PLAIN_BUCKET, rollups.RAW_EVENTS,
-                              f"e.ts >= {p(hi)} AND e.ts < {p(until)}"))
+        parts.append(r.select_per_session(rollups.PLAIN_BUCKET, f"e.ts >= {p(hi)} AND e.ts < {p(until)}"))
     hourly_lo, hourly_hi = lo, hi
     if daily_ok:
         d0 = ranges.ceil(lo, ranges.DAY)
@@ -226,8 +224,8 @@ def _rows(rd: _Reader, r: Rollup, since: datetime, until: datetime | None, p: _P
                 hourly_lo = d1
     parts.append(f"SELECT {columns} FROM {r.name} WHERE bucket >= {p(hourly_lo)} AND bucket < {p(hourly_hi)}")
     if not hypertable:  # the tail: events not rolled up yet
-        parts.append(r.select(rollups.PLAIN_BUCKET, rollups.RAW_EVENTS,
-                              f"e.ingested_at >= {p(mark or NEVER)} AND e.ts >= {p(lo)} AND e.ts < {p(hi)}"))
+        parts.append(r.select_per_session(
+            rollups.PLAIN_BUCKET, f"e.ingested_at >= {p(mark or NEVER)} AND e.ts >= {p(lo)} AND e.ts < {p(hi)}"))
     return "\nUNION ALL\n".join(f"({part})" for part in parts)
 
 
