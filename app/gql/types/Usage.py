@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import Enum
 
@@ -55,101 +56,64 @@ class UsageFilterInput:
 
 @strawberry.type(description="Usage in one bucket for one group (or in the whole range: totals).")
 class UsagePoint:
-    rec: strawberry.Private[service.UsagePoint]
-
-    @strawberry.field(description="The bucket's start; null in totals.")
-    def start(self) -> datetime | None:
-        return self.rec.start
-
-    @strawberry.field(description="Set when grouped by AGENT.")
-    def agent(self) -> str | None:
-        return self.rec.agent
-
-    @strawberry.field(description="Set when grouped by MODEL (null: events without a model).")
-    def model(self) -> str | None:
-        return self.rec.model
-
-    @strawberry.field(description="Set when grouped by TOOL (null: events of no tool).")
-    def tool(self) -> str | None:
-        return self.rec.tool
+    # Plain attributes, not resolver methods: a 90-day series has hundreds of points, and a
+    # resolver per field cost more than the query itself.
+    start: datetime | None = strawberry.field(description="The bucket's start; null in totals.")
+    agent: str | None = strawberry.field(description="Set when grouped by AGENT.")
+    model: str | None = strawberry.field(
+        description="Set when grouped by MODEL (null: events without a model).")
+    tool: str | None = strawberry.field(description="Set when grouped by TOOL (null: events of no tool).")
+    events: BigInt
+    sessions: int | None = strawberry.field(
+        description="Sessions started; null when grouped or filtered by model or tool.")
+    prompts: int
+    llm_calls: int
+    tool_calls: int
+    tool_errors: int = strawberry.field(description="Tool calls or results with status error.")
+    errors: int = strawberry.field(description="Error events (API and agent errors).")
+    tokens: TokenBuckets
+    cache_share: float | None = strawberry.field(
+        description="Cache reads / (input + cache reads + cache writes).")
+    cost_usd: float | None = strawberry.field(
+        description="Cost in USD, reported or computed; null when nothing is priced.")
+    cost_reported_usd: float | None = strawberry.field(
+        description="The part of costUsd that the agents reported themselves.")
+    unpriced_calls: int = strawberry.field(description="LLM calls with no cost (no price for their model).")
+    estimated_calls: int = strawberry.field(
+        description="LLM calls whose tokens are estimates (the agent logged none).")
+    lines_added: int
+    lines_removed: int
+    project_id: strawberry.Private[uuid.UUID | None]
+    machine_id: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field(description="Set when grouped by PROJECT.")
     async def project(self, info: Info) -> Project | None:
-        if self.rec.project_id is None:
+        if self.project_id is None:
             return None
-        rec = await info.context.loaders.project_by_id.load(self.rec.project_id)
+        rec = await info.context.loaders.project_by_id.load(self.project_id)
         return Project.from_record(rec) if rec else None
 
     @strawberry.field(description="Set when grouped by MACHINE.")
     async def machine(self, info: Info) -> Machine | None:
-        if self.rec.machine_id is None:
+        if self.machine_id is None:
             return None
-        rec = await info.context.loaders.machine_by_id.load(self.rec.machine_id)
+        rec = await info.context.loaders.machine_by_id.load(self.machine_id)
         return Machine.from_record(rec) if rec else None
 
-    @strawberry.field
-    def events(self) -> BigInt:
-        return BigInt(self.rec.events)
-
-    @strawberry.field(description="Sessions started; null when grouped or filtered by model or tool.")
-    def sessions(self) -> int | None:
-        return self.rec.sessions
-
-    @strawberry.field
-    def prompts(self) -> int:
-        return self.rec.prompts
-
-    @strawberry.field
-    def llm_calls(self) -> int:
-        return self.rec.llm_calls
-
-    @strawberry.field
-    def tool_calls(self) -> int:
-        return self.rec.tool_calls
-
-    @strawberry.field(description="Tool calls or results with status error.")
-    def tool_errors(self) -> int:
-        return self.rec.tool_errors
-
-    @strawberry.field(description="Error events (API and agent errors).")
-    def errors(self) -> int:
-        return self.rec.errors
-
-    @strawberry.field
-    def tokens(self) -> TokenBuckets:
-        r = self.rec
-        return TokenBuckets(input=BigInt(r.tokens_input), output=BigInt(r.tokens_output),
-                            cache_read=BigInt(r.tokens_cache_read),
-                            cache_write=BigInt(r.tokens_cache_write),
-                            reasoning=BigInt(r.tokens_reasoning))
-
-    @strawberry.field(description="Cache reads / (input + cache reads + cache writes).")
-    def cache_share(self) -> float | None:
-        return self.rec.cache_share
-
-    @strawberry.field(description="Cost in USD, reported or computed; null when nothing is priced.")
-    def cost_usd(self) -> float | None:
-        return self.rec.cost_usd
-
-    @strawberry.field(description="The part of costUsd that the agents reported themselves.")
-    def cost_reported_usd(self) -> float | None:
-        return self.rec.cost_reported_usd
-
-    @strawberry.field(description="LLM calls with no cost (no price for their model).")
-    def unpriced_calls(self) -> int:
-        return self.rec.unpriced_calls
-
-    @strawberry.field(description="LLM calls whose tokens are estimates (the agent logged none).")
-    def estimated_calls(self) -> int:
-        return self.rec.estimated_calls
-
-    @strawberry.field
-    def lines_added(self) -> int:
-        return self.rec.lines_added
-
-    @strawberry.field
-    def lines_removed(self) -> int:
-        return self.rec.lines_removed
+    @classmethod
+    def from_record(cls, r: service.UsagePoint) -> UsagePoint:
+        return cls(
+            start=r.start, agent=r.agent, model=r.model, tool=r.tool, events=BigInt(r.events),
+            sessions=r.sessions, prompts=r.prompts, llm_calls=r.llm_calls, tool_calls=r.tool_calls,
+            tool_errors=r.tool_errors, errors=r.errors,
+            tokens=TokenBuckets(input=BigInt(r.tokens_input), output=BigInt(r.tokens_output),
+                                cache_read=BigInt(r.tokens_cache_read),
+                                cache_write=BigInt(r.tokens_cache_write),
+                                reasoning=BigInt(r.tokens_reasoning)),
+            cache_share=r.cache_share, cost_usd=r.cost_usd, cost_reported_usd=r.cost_reported_usd,
+            unpriced_calls=r.unpriced_calls, estimated_calls=r.estimated_calls,
+            lines_added=r.lines_added, lines_removed=r.lines_removed,
+            project_id=r.project_id, machine_id=r.machine_id)
 
 
 @strawberry.type(description="A usage series: points oldest first, then by group.")
@@ -168,7 +132,8 @@ class UsageReport:
     def from_record(cls, r: service.UsageReport) -> UsageReport:
         return cls(since=r.since, until=r.until, bucket=TimeBucket(r.bucket),
                    group_by=[UsageGroup(g) for g in r.group_by],
-                   points=[UsagePoint(rec=p) for p in r.points], totals=UsagePoint(rec=r.totals),
+                   points=[UsagePoint.from_record(p) for p in r.points],
+                   totals=UsagePoint.from_record(r.totals),
                    as_of=r.as_of)
 
 
