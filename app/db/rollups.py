@@ -144,7 +144,27 @@ FILES = Rollup(
     where="e.file_path IS NOT NULL AND e.kind IN ('tool_call', 'tool_result')",
 )
 
-ROLLUPS: tuple[Rollup, ...] = (USAGE, LATENCY, FILES)
+# USAGE without kind, model and tool: the same totals in a tenth of the rows, for the common
+# question "by time, agent, project or machine" (not split or filtered by model or tool).
+CONTEXT = Rollup(
+    name="context_hourly",
+    keys=_CONTEXT,
+    key_types=_CONTEXT_TYPES,
+    measures=(
+        ("events", "count(*)"),
+        ("prompts", "count(*) FILTER (WHERE e.kind = 'user_prompt')"),
+        ("llm_calls", "count(*) FILTER (WHERE e.kind = 'llm_call')"),
+        ("tool_calls", "count(*) FILTER (WHERE e.kind = 'tool_call')"),
+        ("tool_errors", "count(*) FILTER (WHERE e.status = 'error' AND e.kind IN ('tool_call', 'tool_result'))"),
+        ("errors", "count(*) FILTER (WHERE e.kind = 'error')"),
+        *(m for m in USAGE.measures if m[0] in (
+            "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
+            "tokens_reasoning", "cost_usd", "cost_reported_usd", "unpriced", "estimated",
+            "lines_added", "lines_removed")),
+    ),
+)
+
+ROLLUPS: tuple[Rollup, ...] = (USAGE, LATENCY, FILES, CONTEXT)
 
 # UTC hours and days. date_bin is several times cheaper per row than date_trunc(…, 'UTC').
 _ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
