@@ -69,7 +69,9 @@ def _floor_hour(t: datetime) -> datetime:
 
 
 def blocks_of(calls: list[Any], now: datetime, agent: str = "claude-code") -> list[UsageBlock]:
-    """Group calls (rows with ts, tokens_*, cost_usd, model; oldest first) into 5-hour blocks."""
+    """Group calls into 5-hour blocks. A row is one call (ts, tokens_*, cost_usd, model) or the
+    calls of one minute (also ``calls``, ``last`` and ``models``): blocks start and end on the
+    hour, so a minute never straddles two. Rows oldest first."""
     groups: list[tuple[datetime, list[Any]]] = []
     for c in calls:
         if not groups or c["ts"] >= groups[-1][0] + BLOCK:
@@ -81,13 +83,14 @@ def blocks_of(calls: list[Any], now: datetime, agent: str = "claude-code") -> li
         cost = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
         block = UsageBlock(
             agent=agent, start=start, end=end, active=now < end, first_call=rows[0]["ts"],
-            last_call=rows[-1]["ts"], calls=len(rows),
+            last_call=rows[-1].get("last") or rows[-1]["ts"],
+            calls=sum(r.get("calls") or 1 for r in rows),
             tokens_input=sum(r["tokens_input"] or 0 for r in rows),
             tokens_output=sum(r["tokens_output"] or 0 for r in rows),
             tokens_cache_read=sum(r["tokens_cache_read"] or 0 for r in rows),
             tokens_cache_write=sum(r["tokens_cache_write"] or 0 for r in rows),
             cost_usd=float(sum(cost)) if cost else None,
-            models=sorted({r["model"] for r in rows if r["model"]}))
+            models=sorted({m for r in rows for m in (r.get("models") or [r.get("model")]) if m}))
         if block.active:
             elapsed = max((now - start).total_seconds() / 60, 1.0)
             left = (end - now).total_seconds() / 60
@@ -108,13 +111,19 @@ async def claude_blocks(now: datetime | None = None, machine: uuid.UUID | None =
                         limit: int = 6) -> list[UsageBlock]:
     """Claude Code's 5-hour blocks over the last day, newest first."""
     now = now or datetime.now(UTC)
+    # Per minute in SQL (a busy day has tens of thousands of calls), blocks in Python.
     rows = await fetch(
-        """SELECT e.ts, e.tokens_input, e.tokens_output, e.tokens_cache_read, e.tokens_cache_write,
-                  e.cost_usd::float8 AS cost_usd, e.model
+        """SELECT min(e.ts) AS ts, max(e.ts) AS last, count(*) AS calls,
+                  sum(e.tokens_input)::bigint AS tokens_input,
+                  sum(e.tokens_output)::bigint AS tokens_output,
+                  sum(e.tokens_cache_read)::bigint AS tokens_cache_read,
+                  sum(e.tokens_cache_write)::bigint AS tokens_cache_write,
+                  sum(e.cost_usd)::float8 AS cost_usd,
+                  array_agg(DISTINCT e.model) FILTER (WHERE e.model IS NOT NULL) AS models
            FROM agent_event e
            WHERE e.kind = 'llm_call' AND e.agent = 'claude-code' AND e.ts >= $1 AND e.ts <= $2
              AND ($3::uuid IS NULL OR e.session_id IN (SELECT id FROM agent_session WHERE machine = $3))
-           ORDER BY e.ts""", now - LOOKBACK, now, machine)
+           GROUP BY date_trunc('minute', e.ts) ORDER BY 1""", now - LOOKBACK, now, machine)
     return list(reversed(blocks_of(rows, now)))[:limit]
 
 

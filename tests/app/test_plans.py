@@ -51,7 +51,7 @@ async def test_plans_query_reports_the_current_block_and_codex_windows(client: h
                                "plan_type": "plus"}
     events += [event(f"{key}-x", i, "system", agent="codex", ts=now - timedelta(minutes=m),
                      payload=limits(used, m), content="rate limits", **ctx)
-               for i, (m, used) in enumerate(((60, 10.0), (30, 15.0), (0, 20.0)))]
+               for i, (m, used) in enumerate(((61, 10.0), (31, 15.0), (1, 20.0)))]
     body = await gql(client, """mutation($batch: EventBatch!) { ingestEvents(batch: $batch) { accepted } }""",
                      {"batch": {"events": events, "machines": [machine]}})
     assert body["data"]["ingestEvents"]["accepted"] == 6, body

@@ -187,7 +187,7 @@ async def test_usage_page_shows_plan_limits(client: httpx.AsyncClient, server: s
     await ingest(server, [
         event(f"plan-{key}", 0, "llm_call", ts=now - timedelta(minutes=3), model="claude-sonnet-4-5",
               tokens={"input": 5, "output": 50, "cacheRead": 500}),
-        event(f"plan-{key}-x", 0, "system", agent="codex", ts=now - timedelta(seconds=30),
+        event(f"plan-{key}-x", 0, "system", agent="codex", ts=now - timedelta(seconds=1),  # the latest
               payload=limits, content="rate limits")])
     block = (await plans.claude_blocks(limit=1))[0]
     page = (await client.get("/usage")).text
