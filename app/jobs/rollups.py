@@ -74,12 +74,6 @@ def retention_horizon(settings: Settings, now: datetime | None = None) -> dateti
     return ranges.floor(now - timedelta(days=settings.retention_days), ranges.DAY) + ranges.DAY
 
 
-async def watermark() -> datetime | None:
-    """Events ingested after this are not in the rollup tables yet (plain PostgreSQL)."""
-    async with DB.pool.acquire() as conn:
-        return await conn.fetchval("SELECT watermark FROM job_state WHERE name = $1", STATE)
-
-
 async def refresh(settings: Settings | None = None, *, wait: bool = False) -> RefreshResult:
     """Bring the rollups up to date. ``wait``: wait for another refresh instead of skipping."""
     settings = settings or get_settings()

@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -77,6 +77,11 @@ class UsagePoint(msgspec.Struct, frozen=True, kw_only=True):
     estimated_calls: int = 0
     lines_added: int = 0
     lines_removed: int = 0
+
+    @property
+    def tokens_total(self) -> int:
+        """Input + output + cache read + cache write (reasoning is part of output)."""
+        return self.prompt_tokens + self.tokens_output
 
     @property
     def prompt_tokens(self) -> int:
@@ -254,32 +259,26 @@ def _zone(time_zone: str) -> str:
 
 # -- usage --------------------------------------------------------------------------------------
 
+# Token buckets, cost and lines: the same columns in both usage rollups.
+_SUMS = """sum(tokens_input)::bigint AS tokens_input, sum(tokens_output)::bigint AS tokens_output,
+       sum(tokens_cache_read)::bigint AS tokens_cache_read,
+       sum(tokens_cache_write)::bigint AS tokens_cache_write,
+       sum(tokens_reasoning)::bigint AS tokens_reasoning,
+       sum(cost_usd)::float8 AS cost_usd, sum(cost_reported_usd)::float8 AS cost_reported_usd,
+       sum(unpriced)::bigint AS unpriced_calls, sum(estimated)::bigint AS estimated_calls,
+       sum(lines_added)::bigint AS lines_added, sum(lines_removed)::bigint AS lines_removed"""
 _MEASURES = """sum(events)::bigint AS events,
        (sum(events) FILTER (WHERE kind = 'user_prompt'))::bigint AS prompts,
        (sum(events) FILTER (WHERE kind = 'llm_call'))::bigint AS llm_calls,
        (sum(events) FILTER (WHERE kind = 'tool_call'))::bigint AS tool_calls,
        (sum(errors) FILTER (WHERE kind IN ('tool_call', 'tool_result')))::bigint AS tool_errors,
        (sum(events) FILTER (WHERE kind = 'error'))::bigint AS errors,
-       sum(tokens_input)::bigint AS tokens_input, sum(tokens_output)::bigint AS tokens_output,
-       sum(tokens_cache_read)::bigint AS tokens_cache_read,
-       sum(tokens_cache_write)::bigint AS tokens_cache_write,
-       sum(tokens_reasoning)::bigint AS tokens_reasoning,
-       sum(cost_usd)::float8 AS cost_usd, sum(cost_reported_usd)::float8 AS cost_reported_usd,
-       sum(unpriced)::bigint AS unpriced_calls, sum(estimated)::bigint AS estimated_calls,
-       sum(lines_added)::bigint AS lines_added, sum(lines_removed)::bigint AS lines_removed"""
-
-
+       """ + _SUMS
 # The same measures from the compact rollup (no kind, model or tool: counts are pre-split).
 _CONTEXT_MEASURES = """sum(events)::bigint AS events, sum(prompts)::bigint AS prompts,
        sum(llm_calls)::bigint AS llm_calls, sum(tool_calls)::bigint AS tool_calls,
        sum(tool_errors)::bigint AS tool_errors, sum(errors)::bigint AS errors,
-       sum(tokens_input)::bigint AS tokens_input, sum(tokens_output)::bigint AS tokens_output,
-       sum(tokens_cache_read)::bigint AS tokens_cache_read,
-       sum(tokens_cache_write)::bigint AS tokens_cache_write,
-       sum(tokens_reasoning)::bigint AS tokens_reasoning,
-       sum(cost_usd)::float8 AS cost_usd, sum(cost_reported_usd)::float8 AS cost_reported_usd,
-       sum(unpriced)::bigint AS unpriced_calls, sum(estimated)::bigint AS estimated_calls,
-       sum(lines_added)::bigint AS lines_added, sum(lines_removed)::bigint AS lines_removed"""
+       """ + _SUMS
 
 
 def _point(row, start: datetime | None, group_by: list[str], sessions: int | None) -> UsagePoint:
@@ -337,7 +336,8 @@ async def _usage(rd: _Reader, since: datetime, until: datetime | None, bucket: s
     points = [_point(r, r["start"], group_by,
                      None if sessions is None else sessions.get((r["start"], *(r[c] for c in cols)), 0))
               for r in data]
-    totals = _sum(points, None if sessions is None else sum(sessions.values()))
+    totals = msgspec.structs.replace(
+        sum_points(points), sessions=None if sessions is None else sum(sessions.values()))
     return UsageReport(since=since, until=until or rd.now, bucket=bucket, group_by=group_by, points=points,
                        totals=totals, as_of=rd.mark)
 
@@ -360,20 +360,28 @@ async def _sessions(rd: _Reader, since: datetime, until: datetime, bucket: str, 
     return {(r["start"], *(r[c] for c in cols)): r["n"] for r in await rd.fetch(sql, *p.values)}
 
 
-def _sum(points: list[UsagePoint], sessions: int | None) -> UsagePoint:
+INT_MEASURES = ("events", "prompts", "llm_calls", "tool_calls", "tool_errors", "errors",
+                "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
+                "tokens_reasoning", "unpriced_calls", "estimated_calls", "lines_added",
+                "lines_removed")
+
+
+def sum_points(points: Iterable[UsagePoint], **keys: Any) -> UsagePoint:
+    """Points added up (sessions: None if any point has none; cost: None if no point has one),
+    with ``keys`` (agent=…, project_id=…) set on the sum."""
     ints: dict[str, int] = defaultdict(int)
+    sessions: int | None = 0
     cost = reported = None
     for pt in points:
-        for k in ("events", "prompts", "llm_calls", "tool_calls", "tool_errors", "errors",
-                  "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
-                  "tokens_reasoning", "unpriced_calls", "estimated_calls", "lines_added",
-                  "lines_removed"):
+        for k in INT_MEASURES:
             ints[k] += getattr(pt, k)
+        sessions = None if sessions is None or pt.sessions is None else sessions + pt.sessions
         if pt.cost_usd is not None:
             cost = (cost or 0.0) + pt.cost_usd
         if pt.cost_reported_usd is not None:
             reported = (reported or 0.0) + pt.cost_reported_usd
-    return UsagePoint(start=None, sessions=sessions, cost_usd=cost, cost_reported_usd=reported, **ints)
+    return UsagePoint(start=None, sessions=sessions, cost_usd=cost, cost_reported_usd=reported,
+                      **ints, **keys)
 
 
 # -- latency ------------------------------------------------------------------------------------

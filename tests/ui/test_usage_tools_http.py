@@ -153,8 +153,9 @@ def test_money_and_cost_chart() -> None:
     from datetime import UTC, datetime, timedelta
 
     from app.services.usage import UsagePoint, UsageReport
+    from app.services.usage import sum_points as combine
     from ui.pages import ranges
-    from ui.pages.usage import chart_context, combine
+    from ui.pages.usage import chart_context
     from ui.render import money
 
     assert 'title="no price known"' in money(None) and "—" in money(None)

@@ -8,7 +8,6 @@ import csv
 import io
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -32,36 +31,10 @@ AGENT_ORDER = ("claude-code", "codex", "copilot")
 MAX_SERIES = 7  # the rest is "other"
 TARGET = "usage-results"
 NIL = uuid.UUID(int=0)
-INT_MEASURES = ("events", "prompts", "llm_calls", "tool_calls", "tool_errors", "errors",
-                "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
-                "tokens_reasoning", "unpriced_calls", "estimated_calls", "lines_added",
-                "lines_removed")
 CSV_COLUMNS = ("events", "sessions", "prompts", "llm_calls", "tool_calls", "tool_errors", "errors",
                "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
                "tokens_reasoning", "tokens_total", "cache_share", "cost_usd", "cost_reported_usd",
                "unpriced_calls", "estimated_calls", "lines_added", "lines_removed")
-
-
-def tokens(p: UsagePoint) -> int:
-    """All tokens of a point, as the overview counts them (reasoning is part of output)."""
-    return p.tokens_input + p.tokens_output + p.tokens_cache_read + p.tokens_cache_write
-
-
-def combine(points: Iterable[UsagePoint], **keys: object) -> UsagePoint:
-    """Points added up (sessions: None if any point has none; cost: None if no point has one)."""
-    ints: dict[str, int] = defaultdict(int)
-    sessions: int | None = 0
-    cost = reported = None
-    for p in points:
-        for k in INT_MEASURES:
-            ints[k] += getattr(p, k)
-        sessions = None if sessions is None or p.sessions is None else sessions + p.sessions
-        if p.cost_usd is not None:
-            cost = (cost or 0.0) + p.cost_usd
-        if p.cost_reported_usd is not None:
-            reported = (reported or 0.0) + p.cost_reported_usd
-    return UsagePoint(start=None, sessions=sessions, cost_usd=cost, cost_reported_usd=reported,
-                      **ints, **keys)  # type: ignore[arg-type]
 
 
 def parse(request: Request, range_: str, since: str, until: str, by: str) -> tuple[Range, str]:
@@ -93,7 +66,7 @@ def series_name(p: UsagePoint, by: str) -> str:
 def chart_context(r: Range, by: str, report: UsageReport) -> dict:
     totals_by: dict[str, int] = defaultdict(int)
     for p in report.points:
-        totals_by[series_name(p, by)] += tokens(p)
+        totals_by[series_name(p, by)] += p.tokens_total
     if by == "agent":
         names = sorted(totals_by, key=lambda a: (AGENT_ORDER.index(a) if a in AGENT_ORDER else 99, a))
     else:
@@ -110,11 +83,11 @@ def chart_context(r: Range, by: str, report: UsageReport) -> dict:
         name = series_name(p, by)
         name = name if name in kept else "other"
         t = p.start
-        token_cols.setdefault(t, defaultdict(float))[name] += tokens(p)
+        token_cols.setdefault(t, defaultdict(float))[name] += p.tokens_total
         cost_cols.setdefault(t, defaultdict(float))[name] += p.cost_usd or 0.0
         per_bucket[t].append(p)
     order = sorted(token_cols)
-    cache = [(t, combine(per_bucket.get(t, [])).cache_share) for t in order]
+    cache = [(t, usage_service.sum_points(per_bucket.get(t, [])).cache_share) for t in order]
     unit = {"hour": "hour", "day": "day", "week": "week"}[r.bucket]
     return {
         "series": shown,
@@ -160,9 +133,9 @@ async def places(r: Range) -> tuple[list[tuple[str, uuid.UUID | None, UsagePoint
                for i, rec in zip(m_ids, machines or [], strict=False) if rec}
 
     def rows(groups: dict, names: dict, missing: str) -> list:
-        out = [(names.get(i, missing if i is None else str(i)), i, combine(pts))
+        out = [(names.get(i, missing if i is None else str(i)), i, usage_service.sum_points(pts))
                for i, pts in groups.items()]
-        out.sort(key=lambda row: (row[1] is None, -tokens(row[2]), -row[2].events, row[0]))
+        out.sort(key=lambda row: (row[1] is None, -row[2].tokens_total, -row[2].events, row[0]))
         return out
 
     return (rows(by_project, p_names, "(no project)"), rows(by_machine, m_names, "(unknown machine)"),
@@ -190,7 +163,7 @@ async def usage_page(
     t = report.totals
     ctx = {
         "r": r, "by": by, "groups": GROUPS, "presets": ranges.PRESETS, "t": t,
-        "total_tokens": tokens(t), "sessions": place_totals.sessions,
+        "total_tokens": t.tokens_total, "sessions": place_totals.sessions,
         "project_rows": project_rows, "machine_rows": machine_rows,
         "csv_url": f"/usage.csv?{urlencode(query)}", "tz": r.tz, "as_of": report.as_of,
         "anything": t.events > 0, "ever": True, "fragment": fragment, "action": "/usage",
@@ -220,7 +193,7 @@ def to_csv(r: Range, by: str, report: UsageReport) -> str:
     for p in report.points:
         share = p.cache_share
         values = {**{k: getattr(p, k) for k in CSV_COLUMNS if hasattr(p, k)},
-                  "tokens_total": tokens(p), "cache_share": "" if share is None else f"{share:.4f}",
+                  "tokens_total": p.tokens_total, "cache_share": "" if share is None else f"{share:.4f}",
                   "sessions": "" if p.sessions is None else p.sessions,
                   "cost_usd": "" if p.cost_usd is None else f"{p.cost_usd:.6f}",
                   "cost_reported_usd": "" if p.cost_reported_usd is None else f"{p.cost_reported_usd:.6f}"}
