@@ -114,7 +114,7 @@ def backfill(
     from collector.outbox import Outbox
     from collector.runner import outbox_path
     from collector.sender import Sender
-    from collector.source import Reader
+    from collector.source import PARALLEL_MIN_BYTES, Reader
 
     settings = _settings(agent, server_url=server)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
@@ -138,7 +138,7 @@ def backfill(
             files.append((adapter, path, st))
     todo = 0
     for adapter, path, st in files:
-        row = None if dry_run else outbox.file(str(path))
+        row = outbox.file(str(path))
         todo += st.st_size - (row.offset if row and adapter.shape == "lines" else 0)
 
     async def deliver(progress: Progress, task: TaskID) -> bool:
@@ -148,33 +148,38 @@ def backfill(
 
     skipped = sent = 0
     failed = False
-    quiet_before = time.time() - settings.quiet_seconds
-    with _progress() as progress:
-        t_files = progress.add_task("files", total=len(files), unit="")
-        t_bytes = progress.add_task("bytes", total=max(todo, 1), unit="bytes")
-        t_events = progress.add_task("events parsed", total=None, unit="")
-        t_sent = None if dry_run else progress.add_task("events sent", total=0, unit="")
-        reader.on_progress = lambda b, e: (progress.advance(t_bytes, b), progress.advance(t_events, e))
-        i = 0
-        while i < len(files):
-            adapter, path, st = files[i]
-            result = reader.scan(adapter, path)
-            skipped += result.skipped
-            if result.full:  # the buffer is full: send, then read on from the same cursor
+    if todo >= PARALLEL_MIN_BYTES and len(files) > 1:
+        # Before the progress display starts its thread: the workers can be forked.
+        reader.start_workers(min(reader.workers(), len(files)))
+    try:
+        with _progress() as progress:
+            t_files = progress.add_task("files", total=len(files), unit="")
+            t_bytes = progress.add_task("bytes", total=max(todo, 1), unit="bytes")
+            t_events = progress.add_task("events parsed", total=None, unit="")
+            t_sent = None if dry_run else progress.add_task("events sent", total=0, unit="")
+            reader.on_progress = lambda b, e: (progress.advance(t_bytes, b), progress.advance(t_events, e))
+            reader.on_file = lambda: progress.advance(t_files)
+            todo_files = [(adapter, path) for adapter, path, _st in files]
+            # Files last written before this are finished: their last LLM call is closed.
+            quiet_before = time.time() - settings.quiet_seconds
+            while True:
+                result = reader.scan_many(todo_files, close_before=quiet_before)
+                skipped += result.skipped
+                if not result.full:
+                    break
+                # The buffer is full: send, then read on from the same cursors.
                 if not asyncio.run(deliver(progress, t_sent)):
                     failed = True
                     break
-                continue
-            if st.st_mtime < quiet_before:  # finished files: close their last LLM call
-                reader.idle(adapter, path)
-            progress.advance(t_files)
-            i += 1
-        else:
-            progress.update(t_bytes, completed=max(todo, 1))
-            if not dry_run and outbox.pending():
-                failed = not asyncio.run(deliver(progress, t_sent))
-        if t_sent is not None:
-            sent = int(progress.tasks[t_sent].completed)
+                todo_files = result.remaining
+            if not failed:
+                progress.update(t_bytes, completed=max(todo, 1))
+                if not dry_run and outbox.pending():
+                    failed = not asyncio.run(deliver(progress, t_sent))
+            if t_sent is not None:
+                sent = int(progress.tasks[t_sent].completed)
+    finally:
+        reader.stop_workers()
 
     _summary(reader.tally, skipped)
     if dry_run:

@@ -53,6 +53,10 @@ class CollectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         int, _doc("Events the local buffer may hold; when full, reading pauses until the server "
                   "takes some (nothing is dropped).")
     ] = 500_000
+    workers: Annotated[
+        int, _doc("Processes that parse a large backfill side by side (0: one per CPU; 1: none, "
+                  "read in the collector's own process).")
+    ] = 0
     quiet_seconds: Annotated[
         float, _doc("A log quiet this long closes its open LLM call (its last line may still come).")
     ] = 2.0
@@ -142,6 +146,8 @@ def load_collector_settings(env: dict[str, str] | None = None, **overrides: Any)
     if bad:
         raise ConfigError(f"collector setting agents ({env_name('agents')}): unknown agent(s) "
                           f"{', '.join(bad)}; known: {', '.join(AGENTS)}")
+    if settings.workers < 0:
+        raise ConfigError(f"collector setting workers ({env_name('workers')}): must be >= 0")
     if settings.batch_size < 1 or settings.max_buffer_events < settings.batch_size:
         raise ConfigError("collector settings: batch_size must be >= 1 and <= max_buffer_events")
     return settings

@@ -4,7 +4,8 @@ Three tasks share one asyncio loop:
 
 - the **watcher** (watchfiles on every existing root) hands changed files to the reader;
 - the **reader** runs in one worker thread (parsing is CPU work; SQLite connections are per
-  thread): it scans changed files, closes LLM calls of files gone quiet, and every
+  thread; a large catch-up is parsed by worker processes, see ``collector.source``): it scans
+  changed files, closes LLM calls of files gone quiet, and every
   ``rescan_seconds`` looks for new agent folders (restarting the watcher on them) and for
   changes the watcher missed;
 - the **sender** drains the outbox; the reader wakes it after each commit, so a live event
@@ -78,13 +79,12 @@ class Collector:
             self._loop.call_soon_threadsafe(self._sender.wake.set)
 
     def _scan(self, items: list[tuple[Adapter, Path]]) -> None:
-        reader = self._reader_()
-        for adapter, path in items:
-            result = reader.scan(adapter, path)
-            if result.bytes and adapter.shape == "lines":
-                self._touched[str(path)] = (adapter, path, time.monotonic())
-            if result.full:
-                break
+        # A catch-up with much to read (the first start on a machine with history) is parsed
+        # by worker processes; a few changed files are read here.
+        result = self._reader_().scan_many(items)
+        now = time.monotonic()
+        for adapter, path in result.touched:
+            self._touched[str(path)] = (adapter, path, now)
 
     def _scan_all(self) -> list[Path]:
         reader = self._reader_()

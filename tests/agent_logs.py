@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "agent-logs"
 
 PER_TURN = {"user_prompt": 1, "reasoning": 1, "assistant_message": 2, "tool_call": 1,
             "tool_result": 1, "llm_call": 2}
@@ -77,3 +81,20 @@ def expected_claude(sessions: int, turns: int) -> dict[str, int]:
     kinds = {k: v * turns * sessions for k, v in PER_TURN.items()}
     kinds["session_start"] = sessions
     return kinds
+
+
+def make_home(root: Path) -> Path:
+    """A home with Claude Code, Codex and Copilot logs where the agents keep them."""
+    home = root / "home"
+    claude = home / ".claude" / "projects"
+    shutil.copytree(FIXTURES / "claude-code" / "codemie-code" / "-tmp-private", claude / "-tmp-private")
+    shutil.copytree(FIXTURES / "claude-code" / "codemie-code" / "incremental-subagents",
+                    claude / "-incremental")
+    codex = home / ".codex" / "sessions" / "2026" / "05" / "12"
+    codex.mkdir(parents=True)
+    for name in ("turn-1.jsonl", "turn-2.jsonl", "turn-spawn-skill.jsonl"):
+        shutil.copy(FIXTURES / "codex" / "codemie-code" / name, codex / f"rollout-2026-05-12T10-00-00-{name}")
+    storage = home / ".config" / "Code" / "User" / "workspaceStorage"
+    shutil.copytree(FIXTURES / "copilot" / "synthetic" / "workspaceStorage", storage)
+    (home / "state").mkdir()
+    return home

@@ -25,29 +25,12 @@ import pytest
 
 from collector.adapters import enabled_adapters
 from collector.adapters.base import Context, parse_file
-from tests.agent_logs import claude_session, claude_turn
+from tests.agent_logs import claude_session, claude_turn, make_home
 from tests.e2e.test_serve import _wait_ready
 from tests.helpers import devlog_cmd, free_port, subprocess_env
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "agent-logs"
 pytestmark = pytest.mark.slow
-
-
-def make_home(root: Path) -> Path:
-    """A home with Claude Code, Codex and Copilot logs where the agents keep them."""
-    home = root / "home"
-    claude = home / ".claude" / "projects"
-    shutil.copytree(FIXTURES / "claude-code" / "codemie-code" / "-tmp-private", claude / "-tmp-private")
-    shutil.copytree(FIXTURES / "claude-code" / "codemie-code" / "incremental-subagents",
-                    claude / "-incremental")
-    codex = home / ".codex" / "sessions" / "2026" / "05" / "12"
-    codex.mkdir(parents=True)
-    for name in ("turn-1.jsonl", "turn-2.jsonl", "turn-spawn-skill.jsonl"):
-        shutil.copy(FIXTURES / "codex" / "codemie-code" / name, codex / f"rollout-2026-05-12T10-00-00-{name}")
-    storage = home / ".config" / "Code" / "User" / "workspaceStorage"
-    shutil.copytree(FIXTURES / "copilot" / "synthetic" / "workspaceStorage", storage)
-    (home / "state").mkdir()
-    return home
 
 
 def expected_ids(home: Path) -> set[str]:

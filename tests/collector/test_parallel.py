@@ -1,0 +1,158 @@
+"""Backfill in worker processes (``Reader.scan_many``): the same buffer, cursors and counts as
+reading file by file, including when the buffer fills and when a worker dies (real processes,
+real files, real SQLite; no server)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import collector.source as source
+from collector.adapters import enabled_adapters
+from collector.adapters.base import EVENT_NAMESPACE, Context, event_id, parse_file
+from collector.config import CollectorSettings
+from collector.outbox import Outbox
+from collector.source import Reader, read_slice
+from tests.agent_logs import claude_session, make_home
+
+AGENTS = ["claude-code", "codex", "copilot"]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """The three agents' fixtures plus eight generated Claude Code sessions of ~150 KB."""
+    home = make_home(tmp_path)
+    folder = home / ".claude" / "projects" / "-work-big"
+    folder.mkdir(parents=True)
+    for n in range(8):
+        sid = f"big-{n}"
+        (folder / f"{sid}.jsonl").write_bytes(claude_session(
+            sid, 40, start=datetime(2026, 2, 1, tzinfo=UTC) + timedelta(hours=n), text_bytes=600))
+    return home
+
+
+@pytest.fixture
+def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers for any amount of data, and slices small enough that big files take several."""
+    monkeypatch.setattr(source, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(source, "SLICE_BYTES", 48 * 1024)
+    monkeypatch.setattr(source, "CHUNK", 16 * 1024)
+
+
+def make_reader(home: Path, state: str, **settings: object) -> Reader:
+    s = CollectorSettings(state_dir=str(home / state), agents=AGENTS, **settings)
+    return Reader(settings=s, outbox=Outbox(home / state / "buffer.sqlite3"),
+                  ctx=Context(machine="m1"), adapters=enabled_adapters(AGENTS), env={}, home=home)
+
+
+def buffered(reader: Reader) -> dict[bytes, bytes]:
+    return {i: body for _s, i, _a, body in reader.outbox.next_batch(1_000_000)}
+
+
+def cursors(reader: Reader) -> dict[str, tuple]:
+    return {r.path: (r.offset, r.state, r.events, r.skipped, r.size, r.last_error)
+            for r in reader.outbox.files()}
+
+
+def read_all(reader: Reader) -> source.ManyResult:
+    return reader.scan_many(list(reader.discover()), close_before=datetime.now().timestamp() + 60)
+
+
+def test_workers_fill_the_buffer_as_reading_file_by_file(home: Path, small_slices: None) -> None:
+    one = make_reader(home, "one", workers=1)
+    r1 = read_all(one)
+    assert r1.workers == 0 and r1.new_events > 1000
+
+    many = make_reader(home, "many", workers=3)
+    slices: list[int] = []
+    many.on_progress = lambda b, e: slices.append(b)
+    files: list[None] = []
+    many.on_file = lambda: files.append(None)
+    r3 = read_all(many)
+    assert r3.workers == 3
+    assert len(files) == len(list(many.discover()))
+    assert len(slices) > len(files)  # big files came back in several slices
+    assert buffered(many) == buffered(one)  # same ids, same bodies (redacted, encoded)
+    assert cursors(many) == cursors(one)  # same cursors and parser states
+    assert many.tally == one.tally
+    assert (r3.new_events, r3.parsed, r3.skipped) == (r1.new_events, r1.parsed, r1.skipped)
+    # Nothing new: a second pass reads nothing.
+    assert read_all(many).new_events == 0
+
+
+def test_a_full_buffer_stops_the_workers_and_loses_nothing(home: Path, small_slices: None) -> None:
+    expected = buffered((lambda r: (read_all(r), r)[1])(make_reader(home, "one", workers=1)))
+    reader = make_reader(home, "many", workers=2, max_buffer_events=300, batch_size=1)
+    delivered: list[bytes] = []
+    todo = list(reader.discover())
+    rounds = 0
+    while True:
+        result = reader.scan_many(todo, close_before=datetime.now().timestamp() + 60)
+        sent = reader.outbox.next_batch(1_000_000)
+        reader.outbox.acknowledge([s for s, *_ in sent], [])
+        delivered += [i for _s, i, _a, _b in sent]
+        rounds += 1
+        if not result.full:
+            break
+        assert result.remaining
+        todo = result.remaining
+    assert rounds > 3
+    assert set(delivered) == set(expected)  # none missing
+    # None twice, except an event two files both hold (Codex copies a resumed session's history
+    # into the new rollout): the buffer holds it once at a time, the server keeps it once.
+    files_with: Counter[bytes] = Counter()
+    for adapter, path in reader.discover():
+        files_with.update({e.id.bytes for e in parse_file(adapter, path, Context(machine="m1"))})
+    assert all(n <= files_with[i] for i, n in Counter(delivered).items())
+
+
+def _dying_read_slice(job: source.Job) -> source.Slice:
+    if "big-3" in job.path:
+        os._exit(3)  # as if the kernel killed the worker (out of memory)
+    return read_slice(job)
+
+
+def test_a_dead_worker_is_replaced_by_reading_here(home: Path, small_slices: None,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    one = make_reader(home, "one", workers=1)
+    read_all(one)
+    monkeypatch.setattr(source, "read_slice", _dying_read_slice)
+    many = make_reader(home, "many", workers=2)
+    result = read_all(many)
+    assert "worker process" in caplog.text
+    assert buffered(many) == buffered(one)
+    assert cursors(many) == cursors(one)
+    assert result.new_events == len(buffered(one))
+
+
+def test_dry_run_workers_count_what_file_by_file_counts(home: Path, small_slices: None) -> None:
+    one = make_reader(home, "one", workers=1)
+    one.dry_run = True
+    read_all(one)
+    many = make_reader(home, "many", workers=2)
+    many.dry_run = True
+    assert many.start_workers() == 2
+    try:
+        assert read_all(many).workers == 2
+    finally:
+        many.stop_workers()
+    assert many.tally == one.tally and sum(one.tally["claude-code"].kinds.values()) > 1000
+    assert many.outbox.pending() == 0 and many.outbox.files() == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(agent=st.sampled_from(AGENTS), parts=st.lists(
+    st.one_of(st.text(), st.integers(), st.none()), max_size=4))
+def test_event_ids_are_uuid5(agent: str, parts: list) -> None:
+    expected = uuid.uuid5(EVENT_NAMESPACE, "\x1f".join((agent, *map(str, parts))))
+    got = event_id(agent, *parts)
+    assert got == expected and str(got) == str(expected) and hash(got) == hash(expected)
+    assert got.version == 5 and got.variant == uuid.RFC_4122
