@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -38,6 +37,9 @@ collect = typer.Typer(
     ),
     invoke_without_command=True,
     rich_markup_mode="rich",
+    # Also run on its own (app.cli.main's fast path for `devlog collect`): as when mounted.
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -75,6 +77,8 @@ def run(
     """Backfill what is new, then tail the agents' logs live until stopped."""
     if ctx.invoked_subcommand is not None:
         return
+    import asyncio
+
     from collector.runner import Collector
 
     settings = _settings(agent, server_url=server)
@@ -111,9 +115,7 @@ def backfill(
     from collector.adapters.base import Context
     from collector.gitinfo import ProjectCache
     from collector.machine import this_machine
-    from collector.outbox import Outbox
-    from collector.runner import outbox_path
-    from collector.sender import Sender
+    from collector.outbox import Outbox, outbox_path
     from collector.source import PARALLEL_MIN_BYTES, Reader
 
     settings = _settings(agent, server_url=server)
@@ -141,7 +143,11 @@ def backfill(
         row = outbox.file(str(path))
         todo += st.st_size - (row.offset if row and adapter.shape == "lines" else 0)
 
+    import asyncio
+
     async def deliver(progress: Progress, task: TaskID) -> bool:
+        from collector.sender import Sender  # aiohttp: imported only to send
+
         async with Sender(settings, state, machine) as sender:
             progress.update(task, total=(progress.tasks[task].total or 0) + sender.outbox.pending())
             return await sender.drain(attempts=5, on_sent=lambda n: progress.advance(task, n))
@@ -200,8 +206,7 @@ def status() -> None:
 
     Reads the collector's local buffer, so it works while the collector runs or not.
     """
-    from collector.outbox import Outbox
-    from collector.runner import outbox_path
+    from collector.outbox import Outbox, outbox_path
 
     settings = _settings()
     state = outbox_path(settings)

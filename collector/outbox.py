@@ -20,8 +20,12 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
+
+if TYPE_CHECKING:
+    from collector.config import CollectorSettings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS file (
@@ -53,6 +57,11 @@ CREATE TABLE IF NOT EXISTS rejected (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+
+
+def outbox_path(settings: CollectorSettings) -> Path:
+    """The buffer's SQLite file."""
+    return settings.resolved_state_dir() / "buffer.sqlite3"
 
 
 class FileRow(msgspec.Struct, kw_only=True):

@@ -33,17 +33,13 @@ from collector.adapters.base import Adapter, Context
 from collector.config import CollectorSettings
 from collector.gitinfo import ProjectCache
 from collector.machine import this_machine
-from collector.outbox import Outbox
+from collector.outbox import Outbox, outbox_path
 from collector.sender import Sender
 from collector.source import Reader
 
 log = logging.getLogger("devlog.collector")
 T = TypeVar("T")
 FLUSH_SECONDS = 5.0
-
-
-def outbox_path(settings: CollectorSettings) -> Path:
-    return settings.resolved_state_dir() / "buffer.sqlite3"
 
 
 class Collector:

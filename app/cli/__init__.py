@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from app import __version__
 from app.errors import DevlogError
 
 cli = typer.Typer(
@@ -28,6 +27,8 @@ cli = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from app import __version__
+
         typer.echo(f"devlog {__version__}")
         raise typer.Exit()
 
@@ -54,6 +55,8 @@ def setup_logging(level: str = "info") -> None:
 
 
 def _register() -> None:
+    if cli.registered_commands:
+        return
     from app.cli import config, db, graphql, keys, prices, serve, up
 
     cli.command("serve")(serve.serve)
@@ -68,9 +71,6 @@ def _register() -> None:
     cli.add_typer(collect, name="collect")
 
 
-_register()
-
-
 def main() -> None:
     """Console-script entry point: run the CLI, turn DevlogError into one line on stderr."""
 
@@ -82,7 +82,15 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        cli()
+        if sys.argv[1:2] == ["collect"]:
+            # The collector (often started by a user service, or for a quick dry run) needs none
+            # of the server's commands: their imports would double its start-up time.
+            from collector.cli import collect
+
+            typer.main.get_command(collect)(args=sys.argv[2:], prog_name="devlog collect")
+        else:
+            _register()
+            cli()
     except DevlogError as exc:
         typer.echo(f"devlog: {exc}", err=True)
         sys.exit(exc.exit_code)

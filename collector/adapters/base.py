@@ -86,7 +86,7 @@ def parse_ts(value: Any) -> datetime | None:
     """ISO 8601 text (``Z`` allowed) or epoch milliseconds -> aware datetime, else None."""
     if isinstance(value, str) and value:
         try:
-            ts = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+            ts = datetime.fromisoformat(value)  # "Z" included (Python 3.11+)
         except ValueError:
             return None
         return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

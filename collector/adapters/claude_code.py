@@ -194,6 +194,7 @@ class ClaudeParser(LineParser):
         self.state = msgspec.msgpack.decode(state, type=State) if state else State()
         # agent-<id>.jsonl (either layout) is a sub-agent transcript.
         self._file_agent = path.stem[len("agent-"):] if path.stem.startswith("agent-") else None
+        self._refs: dict[tuple[str, str], tuple[ProjectRef, ProjectRef]] = {}
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(self.state)
@@ -491,7 +492,14 @@ class ClaudeParser(LineParser):
             return None
         if branch and branch != ref.branch:
             # The record knows the branch of its time; the repository's HEAD commit is of now.
-            ref = msgspec.structs.replace(ref, branch=branch[:255], commit=None)
+            # One copy per folder and branch (this runs for every event).
+            hit = self._refs.get((cwd, branch))
+            if hit is None or hit[0] is not ref:
+                if len(self._refs) > 256:
+                    self._refs.clear()
+                hit = self._refs[(cwd, branch)] = (
+                    ref, msgspec.structs.replace(ref, branch=branch[:255], commit=None))
+            ref = hit[1]
         return ref
 
     def _event(self, rec: Record, offset: int, k: int, kind: str, ts: datetime, *,

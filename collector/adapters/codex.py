@@ -296,6 +296,7 @@ class CodexParser(LineParser):
             except ValueError:  # msgspec.DecodeError, or UnicodeDecodeError on bad UTF-8
                 pass  # a state from an incompatible version: start over
         self._projects: dict[str, ProjectRef | None] = {}
+        self._merged: tuple[tuple, ProjectRef | None, ProjectRef] | None = None
         self._rate_seen = _NULL  # the last rate-limit snapshot read, as written
 
     def snapshot(self) -> bytes:
@@ -576,10 +577,14 @@ class CodexParser(LineParser):
         ref = self._projects[cwd]
         if cwd != st.meta_cwd or not (st.remote or st.branch or st.commit):
             return ref
-        base = ref if ref is not None else ProjectRef(path=cwd)
-        return msgspec.structs.replace(base, remote=st.remote or base.remote,
-                                       branch=st.branch or base.branch,
-                                       commit=st.commit or base.commit)
+        key = (cwd, st.remote, st.branch, st.commit)
+        hit = self._merged
+        if hit is None or hit[0] != key or hit[1] is not ref:  # once per session, not per event
+            base = ref if ref is not None else ProjectRef(path=cwd)
+            hit = self._merged = (key, ref, msgspec.structs.replace(
+                base, remote=st.remote or base.remote, branch=st.branch or base.branch,
+                commit=st.commit or base.commit))
+        return hit[2]
 
     def _event(self, kind: str, ts: datetime, offset: int, *, suffix: str | None = None,
                session: str | None = None, parent: str | None = None, **fields: Any) -> Event:
