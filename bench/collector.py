@@ -689,7 +689,11 @@ def cmd_ccusage(args: argparse.Namespace) -> None:
                 cc1_s, cc1_cpu, _ = median_run(args.runs, lambda: ccusage("--single-thread"))
                 timing_rows.append(row(f"{label} --single-thread", cc1_s, cc1_cpu, base))
             dl_s, dl_cpu, run = median_run(args.runs, dry_run)
-            timing_rows.append(row("devlog collect backfill --dry-run (process)", dl_s, dl_cpu, base))
+            timing_rows.append(row(f"devlog collect backfill --dry-run ({os.cpu_count()} workers)",
+                                   dl_s, dl_cpu, base))
+            one = dict(env, DEVLOG_COLLECTOR_WORKERS="1")
+            w1_s, w1_cpu, _ = median_run(args.runs, lambda one=one: dry_run(env=one))
+            timing_rows.append(row("devlog collect backfill --dry-run (no workers)", w1_s, w1_cpu, base))
             empty = dict(env, HOME=str(tmp / "empty"), CLAUDE_CONFIG_DIR=str(tmp / "empty" / ".claude"),
                          CODEX_HOME=str(tmp / "empty" / ".codex"))
             st_s, st_cpu, _ = median_run(args.runs, lambda empty=empty: dry_run(env=empty))

@@ -22,18 +22,16 @@ file and offset and the line is skipped.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import sys
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
@@ -42,6 +40,9 @@ from collector.config import CollectorSettings
 from collector.outbox import FileRow, Outbox
 from collector.redact import prepare
 from collector.wire import Event
+
+if TYPE_CHECKING:  # multiprocessing is imported when workers start (idle collectors stay small)
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger("devlog.collector")
 
@@ -371,7 +372,8 @@ class Reader:
         queue = deque(
             Job(agent=adapter.name, path=str(path), offset=row.offset, state=row.state,
                 size=st.st_size, mtime_ns=st.st_mtime_ns,
-                close=close_before is not None and st.st_mtime < close_before, max_bytes=SLICE_BYTES)
+                close=close_before is not None and st.st_mtime < close_before,
+                max_bytes=SLICE_BYTES, chunk=CHUNK)
             for adapter, path, row, st in plan)
         rows = {str(path): (adapter, path, row, st) for adapter, path, row, st in plan}
         inflight: dict[Future[Slice], Job] = {}
@@ -405,7 +407,7 @@ class Reader:
                         log.warning("%s: a worker process failed (%s): reading it in this process",
                                     path, exc)
                         retry.append((adapter, path, row, st))
-                        broken = broken or isinstance(exc, BrokenProcessPool)
+                        broken = broken or isinstance(exc, BrokenExecutor)
                         continue
                     result = self._apply(adapter, row, job, piece)
                     self._count(out, adapter, path, result)
@@ -457,15 +459,17 @@ class Chunk(NamedTuple):
     more: bool  # the file holds more than was read so far
 
 
-def read_lines(parser: LineParser, path: Path, offset: int, size: int) -> Iterator[Chunk]:
-    """Events of the complete lines from byte ``offset`` on, ``CHUNK`` bytes at a time; ``size``
-    is the file's size when it was looked at. An unfinished last line is left for later; a line
-    over ``MAX_LINE_BYTES`` is skipped."""
+def read_lines(parser: LineParser, path: Path, offset: int, size: int,
+               chunk: int | None = None) -> Iterator[Chunk]:
+    """Events of the complete lines from byte ``offset`` on, ``chunk`` bytes (``CHUNK``) at a
+    time; ``size`` is the file's size when it was looked at. An unfinished last line is left for
+    later; a line over ``MAX_LINE_BYTES`` is skipped."""
+    chunk = chunk or CHUNK
     with path.open("rb") as fh:
         fh.seek(offset)
         carry = b""
         while True:
-            data = fh.read(CHUNK)
+            data = fh.read(chunk)
             if not data:
                 return
             data = carry + data
@@ -555,6 +559,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     mtime_ns: int
     close: bool  # the file is finished: close its open LLM call at the end
     max_bytes: int  # hand back after about this much (whole chunks) when there is more
+    chunk: int  # bytes read at a time
 
 
 class Slice(msgspec.Struct, kw_only=True):
@@ -596,7 +601,7 @@ class SliceReader:
         assert isinstance(parser, LineParser)
         piece = Slice(offset=job.offset, done=True)
         events: list[Event] = []
-        for chunk in read_lines(parser, path, job.offset, job.size):
+        for chunk in read_lines(parser, path, job.offset, job.size, job.chunk):
             events.extend(chunk.events)
             piece.offset += chunk.consumed
             piece.bytes += chunk.consumed
@@ -655,6 +660,9 @@ def worker_pool(n: int, reader: SliceReader) -> ProcessPoolExecutor:
     """``n`` worker processes, each with a copy of ``reader``. Forked when that is safe (Linux, no
     other thread running: cheapest, nothing re-imported); otherwise from a fork server, or
     spawned (macOS, Windows)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     methods = multiprocessing.get_all_start_methods()
     if sys.platform == "linux" and threading.active_count() == 1:
         method = "fork"

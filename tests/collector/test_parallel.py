@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -156,3 +157,30 @@ def test_event_ids_are_uuid5(agent: str, parts: list) -> None:
     got = event_id(agent, *parts)
     assert got == expected and str(got) == str(expected) and hash(got) == hash(expected)
     assert got.version == 5 and got.variant == uuid.RFC_4122
+
+
+def test_workers_start_from_a_fork_server_when_threads_run(home: Path, small_slices: None,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live collector reads in a thread of a multi-threaded process: forking it is unsafe,
+    so its workers come from a fork server and get a pickled copy of the reader."""
+    methods: list[str] = []
+    make_pool = source.worker_pool
+
+    def spy(n: int, reader: source.SliceReader):
+        pool = make_pool(n, reader)
+        methods.append(pool._mp_context.get_start_method())
+        return pool
+
+    monkeypatch.setattr(source, "worker_pool", spy)
+    one = make_reader(home, "one", workers=1)
+    read_all(one)
+
+    def in_thread() -> tuple[source.ManyResult, dict, dict]:
+        many = make_reader(home, "many", workers=2)  # SQLite connections are per thread
+        return read_all(many), buffered(many), cursors(many)
+
+    with ThreadPoolExecutor(1) as thread:
+        result, stored, files = thread.submit(in_thread).result()
+    assert methods == ["forkserver"] and result.workers == 2
+    assert stored == buffered(one)
+    assert files == cursors(one)

@@ -206,11 +206,13 @@ async def test_events_wait_in_the_buffer_while_the_server_is_down(server_db: Ser
 
 async def test_sigkill_at_random_points_loses_and_duplicates_nothing(server_db: Server, tmp_path: Path) -> None:
     """At least 10 SIGKILLs: during backfill of a larger history, then during live tailing while the
-    agents keep writing. After a final clean run the server holds exactly what the files hold."""
+    agents keep writing. After a final clean run the server holds exactly what the files hold.
+    The history (19 MB) is over the size that puts worker processes to work: backfill runs are
+    killed while workers parse."""
     home = make_home(tmp_path)
     projects = home / ".claude" / "projects" / "-big"
     projects.mkdir()
-    for n in range(16):
+    for n in range(34):
         (projects / f"big-{n}.jsonl").write_bytes(claude_session(f"big-{n}", 80, text_bytes=1500))
     rng = random.Random(int(os.environ.get("DEVLOG_TEST_SEED", "7")))
     kills = 0
