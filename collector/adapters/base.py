@@ -82,6 +82,19 @@ def clip_payload(value: Any) -> Any:
     return {"devlogTruncated": True, "bytes": size}
 
 
+def clip_raw(raw: msgspec.Raw) -> Any:
+    """:func:`clip_payload` of a raw JSON value, sized by its bytes (not encoded again)."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return {"devlogTruncated": True, "bytes": len(raw)}
+    try:
+        return _payload_decoder.decode(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+_payload_decoder = msgspec.json.Decoder()
+
+
 def parse_ts(value: Any) -> datetime | None:
     """ISO 8601 text (``Z`` allowed) or epoch milliseconds -> aware datetime, else None."""
     if isinstance(value, str) and value:

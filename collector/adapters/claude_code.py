@@ -195,6 +195,7 @@ class ClaudeParser(LineParser):
         # agent-<id>.jsonl (either layout) is a sub-agent transcript.
         self._file_agent = path.stem[len("agent-"):] if path.stem.startswith("agent-") else None
         self._refs: dict[tuple[str, str], tuple[ProjectRef, ProjectRef]] = {}
+        self._memo: tuple[Record, str, str | None, ProjectRef | None] | None = None
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(self.state)
@@ -504,16 +505,18 @@ class ClaudeParser(LineParser):
 
     def _event(self, rec: Record, offset: int, k: int, kind: str, ts: datetime, *,
                ident: tuple | None = None, **fields: Any) -> Event:
-        session, parent = self._session_of(rec)
-        cwd = rec.cwd
+        # A line yields up to a dozen events: its session and project are worked out once.
+        memo = self._memo
+        if memo is None or memo[0] is not rec:
+            session, parent = self._session_of(rec)
+            memo = self._memo = (rec, session, parent, self._project(rec.cwd, rec.git_branch))
+        _rec, session, parent, project = memo
         if ident is None:
             ident = (kind, self._rid(rec, offset))
         return Event(
             id=event_id(AGENT, *ident), kind=kind, ts=ts, agent=AGENT, session=session,
-            parent_session=parent, machine=self.ctx.machine,
-            project=self._project(cwd, rec.git_branch), workspace=cwd,
-            seq=offset * 16 + min(k, 15),
-            agent_version=rec.version,
+            parent_session=parent, machine=self.ctx.machine, project=project,
+            workspace=rec.cwd, seq=offset * 16 + min(k, 15), agent_version=rec.version,
             **fields,
         )
 

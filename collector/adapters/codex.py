@@ -50,6 +50,7 @@ from collector.adapters.base import (
     SkipLine,
     clip,
     clip_payload,
+    clip_raw,
     event_id,
     parse_ts,
 )
@@ -493,7 +494,7 @@ class CodexParser(LineParser):
                                 reasoning=usage["reasoning_output_tokens"])
                 out.append(self._event("llm_call", ts, offset, tokens=tokens,
                                        model=_text(info.model, 128) or st.model,
-                                       provider=st.provider, payload=clip_payload(_value(p.info))))
+                                       provider=st.provider, payload=clip_raw(p.info)))
         # Codex repeats the snapshot on most records: the same bytes have the same key.
         if p.rate_limits != self._rate_seen:
             limits = _value(p.rate_limits)
