@@ -48,7 +48,11 @@ class CollectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     metadata_only: Annotated[
         bool, _doc("Send no content at all: no prompts, messages, tool inputs or outputs, commands.")
     ] = False
-    batch_size: Annotated[int, _doc("Most events per ingest request.")] = 500
+    batch_size: Annotated[int, _doc("Most events per ingest request.")] = 2000
+    concurrency: Annotated[
+        int, _doc("Ingest requests in flight at once (a backfill delivers faster; 1: one after "
+                  "another).")
+    ] = 2
     max_buffer_events: Annotated[
         int, _doc("Events the local buffer may hold; when full, reading pauses until the server "
                   "takes some (nothing is dropped).")
@@ -146,6 +150,8 @@ def load_collector_settings(env: dict[str, str] | None = None, **overrides: Any)
     if bad:
         raise ConfigError(f"collector setting agents ({env_name('agents')}): unknown agent(s) "
                           f"{', '.join(bad)}; known: {', '.join(AGENTS)}")
+    if settings.concurrency < 1:
+        raise ConfigError(f"collector setting concurrency ({env_name('concurrency')}): must be >= 1")
     if settings.workers < 0:
         raise ConfigError(f"collector setting workers ({env_name('workers')}): must be >= 0")
     if settings.batch_size < 1 or settings.max_buffer_events < settings.batch_size:

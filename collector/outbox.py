@@ -155,10 +155,11 @@ class Outbox:
     def pending_by_agent(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT agent, count(*) FROM outbox GROUP BY agent").fetchall())
 
-    def next_batch(self, limit: int) -> list[tuple[int, bytes, str, bytes]]:
-        """(seq, id, agent, body) of the oldest waiting events."""
+    def next_batch(self, limit: int, after: int = 0) -> list[tuple[int, bytes, str, bytes]]:
+        """(seq, id, agent, body) of the oldest waiting events (past ``after``, a seq)."""
         return self.db.execute(
-            "SELECT seq, id, agent, body FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            "SELECT seq, id, agent, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit)).fetchall()
 
     def acknowledge(self, seqs: list[int], rejected: list[tuple[bytes, str, str, bytes]]) -> None:
         """The server committed a batch: drop it; keep what it refused (id, agent, reason, body)."""

@@ -1,7 +1,8 @@
 """Delivery: drain the outbox to the server's ``ingestEvents`` mutation.
 
-Batches go out oldest first, gzip-compressed, built from the stored JSON bodies without decoding
-them again. An answer from the server means the batch is committed there: the batch is deleted
+Batches go out oldest first (``concurrency`` of them at once: the server ingests one while the
+next is on its way), gzip-compressed, built from the stored JSON bodies without decoding them
+again. An answer from the server means the batch is committed there: the batch is deleted
 from the outbox, and the events the server refused are kept in ``rejected`` with its reason (not
 retried: the same event would be refused again). A failure (server down, 5xx, timeout) keeps the
 batch and retries with exponential backoff and jitter. A batch the server refuses as a whole for
@@ -142,18 +143,46 @@ class Sender:
     # -- one batch ----------------------------------------------------------------------------
 
     async def send_batch(self) -> int:
-        """Send the oldest waiting events; returns how many left the outbox (0: none waiting)."""
-        rows = self.outbox.next_batch(self._batch)
-        if not rows:
+        """Send the oldest waiting events, ``concurrency`` batches at once; returns how many left
+        the outbox (0: none waiting). Raises DeliveryError when every batch failed; a batch that
+        failed beside others that went through stays for the next call."""
+        batches: list[list[tuple[int, bytes, str, bytes]]] = []
+        after = 0
+        for _ in range(self.settings.concurrency):
+            rows = self.outbox.next_batch(self._batch, after)
+            if not rows:
+                break
+            batches.append(rows)
+            after = rows[-1][0]
+        if not batches:
             return 0
+        if len(batches) == 1:
+            sent = await self._send(batches[0])
+        else:
+            results = await asyncio.gather(*map(self._send, batches), return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            for error in errors:
+                if not isinstance(error, DeliveryError):
+                    raise error
+            sent = sum(r for r in results if not isinstance(r, BaseException))
+            if errors and not sent:
+                raise errors[0]
+            if errors:
+                self._failed(errors[0])  # the others went through: retried on the next call
+        self._batch = self.settings.batch_size
+        return sent
+
+    async def _send(self, rows: list[tuple[int, bytes, str, bytes]]) -> int:
+        """Send these events; returns how many left the outbox."""
         try:
             answer = await self._post([body for _seq, _id, _agent, body in rows])
         except DeliveryError as exc:
             if exc.too_large and len(rows) > 1:
-                self._batch = max(1, len(rows) // 2)
+                half = len(rows) // 2
+                self._batch = max(1, half)
                 log.warning("server refused a batch of %d events as too large: sending %d at a time",
                             len(rows), self._batch)
-                return await self.send_batch()
+                return await self._send(rows[:half]) + await self._send(rows[half:])
             if exc.too_large:  # one event the server will never take
                 answer = Answer(accepted=0, duplicates=0,
                                 rejected=[{"index": 0, "reason": str(exc)}])
@@ -177,7 +206,6 @@ class Sender:
         if self.last_error:
             log.info("delivering again to %s", self.settings.server_url)
             self.last_error = None
-        self._batch = self.settings.batch_size
         return len(rows)
 
     async def _post(self, bodies: list[bytes]) -> Answer:

@@ -304,6 +304,27 @@ async def test_rejected_events_are_kept_aside_and_the_rest_delivered(server_db: 
     assert "nothing new to send" in again.stdout  # rejected events are not retried
 
 
+async def test_batches_too_large_for_the_server_are_split(server_db: Server, tmp_path: Path) -> None:
+    """The server's body limit is far below a batch: every 413 halves the batch (two batches in
+    flight at once), until everything is delivered; nothing is refused."""
+    await asyncio.to_thread(server_db.stop)
+    await asyncio.to_thread(server_db.start, DEVLOG_MAX_BODY_BYTES="200000")
+    home = tmp_path / "home"
+    folder = home / ".claude" / "projects" / "-big"
+    folder.mkdir(parents=True)
+    (home / "state").mkdir()
+    for n in range(3):
+        (folder / f"s{n}.jsonl").write_bytes(claude_session(f"s{n}", 12, text_bytes=20_000))
+    want = expected_ids(home)
+    result = subprocess.run(devlog_cmd("collect", "backfill", "--agent", "claude-code"), timeout=180,
+                            env=collector_env(home, server_db.port, DEVLOG_COLLECTOR_CONCURRENCY="2"),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "too large: sending" in result.stderr
+    ids, _n, _out = await stored(server_db.url)
+    assert sorted(ids) == sorted(want)
+
+
 async def test_devlog_up_runs_server_and_collector(fresh_database, tmp_path: Path) -> None:
     home = make_home(tmp_path)
     want = expected_ids(home)
