@@ -90,6 +90,11 @@ class Outbox:
         # NORMAL in WAL mode: a committed transaction survives the process being killed
         # (only a power cut can lose the last ones, and those are re-read from the logs).
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint (and fsync) every 64 MB of log instead of every 4 MB: a backfill writes and
+        # deletes its events' bodies once each, at a third less time; the log file left behind
+        # is cut back to 64 MB.
+        self.db.execute("PRAGMA wal_autocheckpoint=16384")
+        self.db.execute("PRAGMA journal_size_limit=67108864")
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.executescript(SCHEMA)
 
@@ -149,7 +154,10 @@ class Outbox:
     def pending_at_most(self) -> int:
         """An upper bound of ``pending()`` read from the two ends of the rowid index, without
         counting: delivery removes the oldest rows, so the two are equal but for rejections."""
-        low, high = self.db.execute("SELECT min(seq), max(seq) FROM outbox").fetchone()
+        # Two subqueries: SQLite reads min() or max() from the index only when it is alone (both
+        # in one SELECT scan the whole table: ~12 ms per check with 140 MB waiting).
+        low, high = self.db.execute(
+            "SELECT (SELECT min(seq) FROM outbox), (SELECT max(seq) FROM outbox)").fetchone()
         return 0 if low is None else high - low + 1
 
     def pending_by_agent(self) -> dict[str, int]:
@@ -169,7 +177,7 @@ class Outbox:
             cur.executemany("INSERT OR REPLACE INTO rejected (id, agent, reason, body, at) "
                             "VALUES (?, ?, ?, ?, ?)",
                             [(i, a, r, b, time.time()) for i, a, r, b in rejected])
-            cur.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            cur.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", _runs(seqs))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -202,3 +210,14 @@ class Outbox:
 
     def meta(self) -> dict[str, str | None]:
         return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive numbers, as (first, last): a batch is usually one."""
+    runs: list[tuple[int, int]] = []
+    for seq in sorted(seqs):
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs

@@ -13,7 +13,7 @@ import pytest
 from collector.adapters.base import Context
 from collector.adapters.claude_code import ClaudeCode
 from collector.config import CollectorSettings
-from collector.outbox import Outbox
+from collector.outbox import FileRow, Outbox
 from collector.source import MAX_LINE_BYTES, Reader
 
 ADAPTER = ClaudeCode()
@@ -186,3 +186,15 @@ def test_delivered_events_give_their_space_back(home: Path) -> None:
     reader.outbox.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert reader.outbox.pending() == 0
     assert db_file.stat().st_size < full / 4, (full, db_file.stat().st_size)
+
+
+def test_acknowledge_deletes_exactly_the_batch(home: Path) -> None:
+    """Acknowledged rows go (as ranges of consecutive seqs); rows between them stay."""
+    outbox = Outbox(home / "state" / "buffer.sqlite3")
+    outbox.commit(FileRow(path="f", agent="codex"),
+                  [(bytes([n]) * 16, "codex", b"{}") for n in range(1, 11)])
+    seqs = [s for s, *_ in outbox.next_batch(100)]
+    keep = {seqs[3], seqs[5], seqs[9]}
+    outbox.acknowledge([s for s in reversed(seqs) if s not in keep], [])
+    assert {s for s, *_ in outbox.next_batch(100)} == keep
+    assert outbox.pending() == 3 and outbox.pending_at_most() == seqs[9] - seqs[3] + 1
