@@ -18,7 +18,6 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -145,26 +144,42 @@ def backfill(
 
     import asyncio
 
-    async def deliver(progress: Progress, task: TaskID) -> bool:
+    async def deliver(on_sent) -> bool:
         from collector.sender import Sender  # aiohttp: imported only to send
 
         async with Sender(settings, state, machine) as sender:
-            progress.update(task, total=(progress.tasks[task].total or 0) + sender.outbox.pending())
-            return await sender.drain(attempts=5, on_sent=lambda n: progress.advance(task, n))
+            sender.on_sent = on_sent
+            return await sender.drain(attempts=5)
 
     skipped = sent = 0
     failed = False
     if todo >= PARALLEL_MIN_BYTES and len(files) > 1:
-        # Before the progress display starts its thread: the workers can be forked.
+        # Before any other thread starts (progress display, sender): the workers can be forked.
         reader.start_workers(min(reader.workers(), len(files)))
+    background = None
     try:
         with _progress() as progress:
             t_files = progress.add_task("files", total=len(files), unit="")
             t_bytes = progress.add_task("bytes", total=max(todo, 1), unit="bytes")
             t_events = progress.add_task("events parsed", total=None, unit="")
-            t_sent = None if dry_run else progress.add_task("events sent", total=0, unit="")
             reader.on_progress = lambda b, e: (progress.advance(t_bytes, b), progress.advance(t_events, e))
             reader.on_file = lambda: progress.advance(t_files)
+            if not dry_run:
+                from collector.sender import BackgroundSender
+
+                t_sent = progress.add_task("events sent", total=outbox.pending(), unit="")
+
+                def on_sent(n: int) -> None:
+                    progress.advance(t_sent, n)
+
+                def on_commit(n: int) -> None:
+                    progress.update(t_sent, total=(progress.tasks[t_sent].total or 0) + n)
+                    background.wake()
+
+                # Sending starts with the first events read, not after the last.
+                background = BackgroundSender(settings, state, machine, on_sent=on_sent)
+                reader.on_commit = on_commit
+                background.start()
             todo_files = [(adapter, path) for adapter, path, _st in files]
             # Files last written before this are finished: their last LLM call is closed.
             quiet_before = time.time() - settings.quiet_seconds
@@ -173,18 +188,25 @@ def backfill(
                 skipped += result.skipped
                 if not result.full:
                     break
-                # The buffer is full: send, then read on from the same cursors.
-                if not asyncio.run(deliver(progress, t_sent)):
+                # The buffer is full: send all of it (or give up after 5 failures in a row),
+                # then read on from the same cursors.
+                background.stop()
+                if not asyncio.run(deliver(on_sent)):
                     failed = True
                     break
+                background.start()
                 todo_files = result.remaining
+            if background is not None:
+                background.stop()
             if not failed:
                 progress.update(t_bytes, completed=max(todo, 1))
                 if not dry_run and outbox.pending():
-                    failed = not asyncio.run(deliver(progress, t_sent))
-            if t_sent is not None:
+                    failed = not asyncio.run(deliver(on_sent))
+            if not dry_run:
                 sent = int(progress.tasks[t_sent].completed)
     finally:
+        if background is not None:
+            background.stop()
         reader.stop_workers()
 
     _summary(reader.tally, skipped)

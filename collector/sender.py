@@ -17,6 +17,8 @@ import gzip
 import logging
 import random
 import time
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -65,6 +67,7 @@ class Sender:
         self.machine = machine
         self.wake = asyncio.Event()
         self.totals = Delivered()
+        self.on_sent: Callable[[int], None] | None = None  # events that left the outbox
         self.last_error: str | None = None
         self._prefix = (b'{"operationName":"IngestEvents","query":' + msgspec.json.encode(MUTATION)
                         + b',"variables":{"batch":{"machines":[' + msgspec.json.encode(machine)
@@ -116,7 +119,7 @@ class Sender:
                 self.wake.clear()
                 await _wait_any(stop, self.wake, 1.0)
 
-    async def drain(self, *, attempts: int = 1_000_000, on_sent=None) -> bool:
+    async def drain(self, *, attempts: int = 1_000_000) -> bool:
         """Deliver until the outbox is empty (True) or ``attempts`` failures in a row (False)."""
         failures = 0
         backoff = BACKOFF_START
@@ -137,8 +140,6 @@ class Sender:
                     self.outbox.reclaim()
                     self._sent_since_reclaim = False
                 return True
-            if on_sent:
-                on_sent(sent)
 
     # -- one batch ----------------------------------------------------------------------------
 
@@ -170,6 +171,8 @@ class Sender:
             if errors:
                 self._failed(errors[0])  # the others went through: retried on the next call
         self._batch = self.settings.batch_size
+        if sent and self.on_sent:
+            self.on_sent(sent)
         return sent
 
     async def _send(self, rows: list[tuple[int, bytes, str, bytes]]) -> int:
@@ -257,3 +260,56 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) ->
     finally:
         for w in waiters:
             w.cancel()
+
+
+class BackgroundSender:
+    """A :class:`Sender` on its own thread and event loop, delivering while the caller goes on
+    reading (``devlog collect backfill``): the caller :meth:`wake`\ s it after each commit."""
+
+    def __init__(self, settings: CollectorSettings, outbox_path: Path, machine: MachineInfo,
+                 on_sent: Callable[[int], None] | None = None) -> None:
+        self.settings, self.outbox_path, self.machine = settings, outbox_path, machine
+        self.on_sent = on_sent
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._sender: Sender | None = None
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._ready.clear()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True,
+                                        name="devlog-sender")
+        self._thread.start()
+        self._ready.wait()
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            async with Sender(self.settings, self.outbox_path, self.machine) as sender:
+                sender.on_sent = self.on_sent
+                self._sender = sender
+                self._ready.set()
+                await sender.run(self._stop)
+        finally:
+            self._sender = None
+            self._ready.set()
+
+    def wake(self) -> None:
+        loop, sender = self._loop, self._sender
+        if loop is not None and sender is not None:
+            loop.call_soon_threadsafe(sender.wake.set)
+
+    def stop(self) -> None:
+        """Finish the request in flight, then stop (what is not sent stays in the outbox)."""
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop already ended
+                pass
+        self._thread.join()
+        self._thread = None
