@@ -747,9 +747,6 @@ def cmd_backfill(args: argparse.Namespace) -> None:
         buffer_mb = sum(p.stat().st_size for p in state.glob("buffer.sqlite3*")) / MB
     stored = sum(counts.values())
     seconds = sum(r.seconds for r in runs)
-    # The summary table is printed when reading ends and sending begins.
-    reads = [next((t for t, line in r.stdout if line.strip() == "backfill"), None) for r in runs]
-    read_s = sum(reads) if None not in reads else None
     print(table(["", "value"], [
         ["files / MB / sessions", f"{len(g.files):,} / {fmt_mb(g.bytes)} / {g.sessions:,}"],
         ["events generated (expected_claude)", f"{expected:,}"],
@@ -757,8 +754,6 @@ def cmd_backfill(args: argparse.Namespace) -> None:
         ["runs of devlog collect backfill (exit codes)",
          f"{len(runs)} ({', '.join(str(r.returncode) for r in runs)})"],
         ["wall, process start to exit (all runs)", f"{seconds:.1f}s"],
-        ["  reading (start → summary printed)", f"{read_s:.1f}s" if read_s else "?"],
-        ["  sending (summary → exit)", f"{seconds - read_s:.1f}s" if read_s else "?"],
         ["events/s end to end", f"{stored / seconds:,.0f}"],
         ["MB/s end to end", f"{g.bytes / MB / seconds:.1f}"],
         ["collector CPU time (user+sys)", f"{sum(r.cpu_seconds for r in runs):.1f}s"],

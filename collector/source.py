@@ -414,6 +414,7 @@ class Reader:
                     if not result.gone and not piece.done:
                         queue.appendleft(msgspec.structs.replace(job, offset=row.offset, state=row.state))
                         continue
+                    row.state = None  # stored; memory stays flat however many files are read
                     if self.on_file:
                         self.on_file()
         finally:
