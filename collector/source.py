@@ -641,6 +641,12 @@ _worker: SliceReader | None = None
 def _init_worker(reader: SliceReader) -> None:
     global _worker
     _worker = reader
+    # A backfill may keep every core busy for minutes (often from a user service, at login):
+    # the workers yield to whatever else runs, and take all the idle time there is.
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # Windows; or a limit on priorities
+        pass
     # A worker outlives a collector killed with SIGKILL unless it notices by itself.
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
                      name="devlog-parent-watch").start()
