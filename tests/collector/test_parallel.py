@@ -142,6 +142,8 @@ def test_dry_run_workers_count_what_file_by_file_counts(home: Path, small_slices
     many.dry_run = True
     assert many.start_workers() == 2
     try:
+        assert many._pool is not None  # workers yield to the developer's own work
+        assert many._pool.submit(os.nice, 0).result() == min(19, os.nice(0) + 10)
         assert read_all(many).workers == 2
     finally:
         many.stop_workers()
