@@ -108,8 +108,9 @@ def backfill(
 ) -> None:
     """Read all agent logs once, send them, and summarise per agent.
 
-    What earlier runs (backfill or live) already read is skipped. The summary counts sessions,
-    events, LLM calls and tokens by bucket of what this run parsed.
+    What earlier runs (backfill or live) already read is skipped. A large backfill is parsed by
+    one worker process per CPU (the workers setting) and sent while it is read. The summary
+    counts sessions, events, LLM calls and tokens by bucket of what this run parsed.
     """
     from collector.adapters.base import Context
     from collector.gitinfo import ProjectCache
