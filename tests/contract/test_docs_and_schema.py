@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 
+import pytest
+import typer
+
+from app.cli import _register, cli
 from app.gql.schema import sdl
 from app.settings import env_name, field_docs
 from tests.helpers import REPO, devlog_cmd, subprocess_env
@@ -50,3 +55,22 @@ def test_readme_documents_every_collector_setting() -> None:
     missing = [collector_env_name(f) for f in collector_field_docs()
                if f"`{collector_env_name(f)}`" not in readme]
     assert not missing, f"README.md does not document {missing}"
+
+
+@pytest.mark.parametrize("command", [["serve"], ["collect"], ["collect", "backfill"], ["db", "migrate"]])
+def test_help_paragraphs_wrap_at_the_terminal_width(command: list[str]) -> None:
+    """Docstrings are wrapped in the source; --help rejoins each paragraph, so on a wide terminal
+    a paragraph is one line (not the source's line breaks), and `devlog collect` renders the same
+    on its own fast path as under the full CLI."""
+    _register()
+    env = subprocess_env(COLUMNS="400", TERM="dumb")
+    text = subprocess.run(devlog_cmd(*command, "--help"), env=env, capture_output=True, text=True,
+                          timeout=60, check=True).stdout
+    lines = [line.strip() for line in text.splitlines()]
+    paragraphs = [line for line in lines if line and not line.startswith(("╭", "│", "╰", "Usage"))]
+    assert len(paragraphs) >= 1
+    click_command = typer.main.get_command(cli)
+    for name in command:
+        click_command = click_command.commands[name]
+    for para in inspect.cleandoc(click_command.help or "").split("\n\n"):
+        assert " ".join(para.replace("\\[", "[").split()) in paragraphs, para
