@@ -54,6 +54,7 @@ class Collector:
         self._reader: Reader | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sender: Sender | None = None
+        self._stop: asyncio.Event | None = None
         self._touched: dict[str, tuple[Adapter, Path, float]] = {}  # lines files with new data
 
     # -- the reader thread --------------------------------------------------------------------
@@ -67,8 +68,13 @@ class Collector:
             self._reader = Reader(
                 settings=self.settings, outbox=Outbox(outbox_path(self.settings)),
                 ctx=Context(machine=self.machine.key, project_of=ProjectCache()),
-                adapters=self.adapters, env=self.env, home=self.home, on_commit=self._committed)
+                adapters=self.adapters, env=self.env, home=self.home, on_commit=self._committed,
+                stopping=self._stopping)
         return self._reader
+
+    def _stopping(self) -> bool:
+        """Asked between files (and before each worker's slice) during a long catch-up."""
+        return self._stop is not None and self._stop.is_set()
 
     def _committed(self, added: int) -> None:
         if self._loop is not None and self._sender is not None:
@@ -103,6 +109,7 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stop = stop
         state = outbox_path(self.settings)
         log.info("collector for %s (%s) → %s; buffer %s", ", ".join(self.adapters),
                  self.machine.hostname, self.settings.server_url, state)

@@ -170,9 +170,9 @@ class Sender:
                 raise errors[0]
             if errors:
                 self._failed(errors[0])  # the others went through: retried on the next call
-        self._batch = self.settings.batch_size
-        if sent and self.on_sent:
-            self.on_sent(sent)
+        # After a 413 the batch grows back step by step (not straight to batch_size, which would
+        # hit the server's limit again on every call).
+        self._batch = min(self.settings.batch_size, self._batch * 2)
         return sent
 
     async def _send(self, rows: list[tuple[int, bytes, str, bytes]]) -> int:
@@ -198,6 +198,8 @@ class Sender:
                 _seq, eid, agent, body = rows[index]
                 rejected.append((eid, agent, str(item.get("reason") or "rejected"), body))
         self.outbox.acknowledge([seq for seq, *_ in rows], rejected)
+        if self.on_sent:
+            self.on_sent(len(rows))
         self._sent_since_reclaim = True
         self.totals.accepted += answer.accepted
         self.totals.duplicates += answer.duplicates
@@ -264,7 +266,9 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) ->
 
 class BackgroundSender:
     """A :class:`Sender` on its own thread and event loop, delivering while the caller goes on
-    reading (``devlog collect backfill``): the caller :meth:`wake`\ s it after each commit."""
+    reading (``devlog collect backfill``): the caller wakes it (:meth:`wake`) after each commit."""
+
+    STOP_WAIT = 5.0  # seconds a request in flight may take to finish when stopping
 
     def __init__(self, settings: CollectorSettings, outbox_path: Path, machine: MachineInfo,
                  on_sent: Callable[[int], None] | None = None) -> None:
@@ -273,6 +277,7 @@ class BackgroundSender:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
         self._sender: Sender | None = None
         self._ready = threading.Event()
 
@@ -280,36 +285,55 @@ class BackgroundSender:
         if self._thread is not None:
             return
         self._ready.clear()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True,
-                                        name="devlog-sender")
+        self._thread = threading.Thread(target=self._thread_main, daemon=True, name="devlog-sender")
         self._thread.start()
         self._ready.wait()
 
-    async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+    def _thread_main(self) -> None:
         try:
-            async with Sender(self.settings, self.outbox_path, self.machine) as sender:
-                sender.on_sent = self.on_sent
-                self._sender = sender
-                self._ready.set()
-                await sender.run(self._stop)
+            asyncio.run(self._main())
+        except asyncio.CancelledError:
+            pass  # stopped while a request was in flight: its events stay in the outbox
+        except Exception:  # sending stops; what is read waits in the outbox for the last drain
+            log.exception("the background sender failed")
         finally:
             self._sender = None
             self._ready.set()
 
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self._task = asyncio.current_task()
+        async with Sender(self.settings, self.outbox_path, self.machine) as sender:
+            sender.on_sent = self.on_sent
+            self._sender = sender
+            self._ready.set()
+            await sender.run(self._stop)
+
     def wake(self) -> None:
         loop, sender = self._loop, self._sender
         if loop is not None and sender is not None:
-            loop.call_soon_threadsafe(sender.wake.set)
+            try:
+                loop.call_soon_threadsafe(sender.wake.set)
+            except RuntimeError:  # the loop has just ended
+                pass
 
     def stop(self) -> None:
-        """Finish the request in flight, then stop (what is not sent stays in the outbox)."""
-        if self._thread is None:
+        """Let a request in flight finish (a few seconds at most, else it is cancelled: its
+        events stay in the outbox and go again), then stop."""
+        thread = self._thread
+        if thread is None:
             return
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+        self._call(lambda: self._stop.set() if self._stop is not None else None)
+        thread.join(self.STOP_WAIT)
+        if thread.is_alive():
+            self._call(lambda: self._task.cancel() if self._task is not None else None)
+            thread.join()
+        self._thread = None
+
+    def _call(self, fn: Callable[[], object]) -> None:
+        loop = self._loop
+        if loop is not None:
             try:
-                self._loop.call_soon_threadsafe(self._stop.set)
+                loop.call_soon_threadsafe(fn)
             except RuntimeError:  # the loop already ended
                 pass
-        self._thread.join()
-        self._thread = None

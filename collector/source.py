@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -74,6 +75,7 @@ class ManyResult:
     parsed: int = 0
     skipped: int = 0
     full: bool = False  # stopped because the buffer is full: ``remaining`` were not finished
+    stopped: bool = False  # ``stopping()`` said so: ``remaining`` were not finished
     remaining: list[tuple[Adapter, Path]] = field(default_factory=list)
     touched: list[tuple[Adapter, Path]] = field(default_factory=list)  # line files that advanced
     workers: int = 0  # worker processes used (0: read in this process)
@@ -90,6 +92,7 @@ class Reader:
     on_commit: Callable[[int], None] | None = None  # called with the number of new events
     on_progress: Callable[[int, int], None] | None = None  # (bytes, events) as they are read
     on_file: Callable[[], None] | None = None  # scan_many: a file was read to its end
+    stopping: Callable[[], bool] | None = None  # scan_many stops handing out files when true
     tally: dict[str, Tally] = field(default_factory=dict)
     dry_run: bool = False
     # Parsers of recently read files (the rest are rebuilt from their stored state on demand):
@@ -98,6 +101,8 @@ class Reader:
     buffer_full: bool = False
     _pool: ProcessPoolExecutor | None = None  # started by start_workers(), else per scan_many
     _pool_size: int = 0
+    _bytes: int = 0  # read by workers so far, and the events they made of it
+    _events: int = 0
 
     # -- discovery ----------------------------------------------------------------------------
 
@@ -321,7 +326,11 @@ class Reader:
         plan: list[tuple[Adapter, Path, FileRow, os.stat_result]] = []
         unchanged: list[tuple[Adapter, Path, FileRow, os.stat_result]] = []
         todo = 0
+        seen: set[str] = set()
         for adapter, path in items:
+            if str(path) in seen:  # under two roots (extra_paths overlapping a default)
+                continue
+            seen.add(str(path))
             prepared = self._prepare(adapter, path)
             if isinstance(prepared, ScanResult):
                 if self.on_file:
@@ -339,7 +348,7 @@ class Reader:
             self._scan_each(unchanged + plan, close_before, out)
         else:
             self._scan_each(unchanged, close_before, out)  # at most an open LLM call to close
-            if not out.full:
+            if not (out.full or out.stopped):
                 self._scan_parallel(plan, close_before, n, out)
             else:
                 out.remaining += [(a, p) for a, p, _r, _s in plan]
@@ -348,6 +357,10 @@ class Reader:
     def _scan_each(self, plan: list[tuple[Adapter, Path, FileRow, os.stat_result]],
                    close_before: float | None, out: ManyResult) -> None:
         for i, (adapter, path, _row, st) in enumerate(plan):
+            if self._stopping():
+                out.stopped = True
+                out.remaining = [(a, p) for a, p, _r, _s in plan[i:]]
+                return
             result = self.scan(adapter, path)
             self._count(out, adapter, path, result)
             if result.full:
@@ -373,33 +386,38 @@ class Reader:
             Job(agent=adapter.name, path=str(path), offset=row.offset, state=row.state,
                 size=st.st_size, mtime_ns=st.st_mtime_ns,
                 close=close_before is not None and st.st_mtime < close_before,
-                max_bytes=SLICE_BYTES, chunk=CHUNK)
+                max_bytes=SLICE_BYTES, chunk=CHUNK, identity=(st.st_dev, st.st_ino))
             for adapter, path, row, st in plan)
         rows = {str(path): (adapter, path, row, st) for adapter, path, row, st in plan}
-        inflight: dict[Future[Slice], Job] = {}
+        inflight: dict[Future[Slice], tuple[Job, float]] = {}  # job, events it may bring
         retry: list[tuple[Adapter, Path, FileRow, os.stat_result]] = []
         pool = self._pool or worker_pool(n, self._slice_reader())
-        broken = False
+        broken = hold = False
         try:
-            while inflight or (queue and not out.full and not broken):
-                while queue and len(inflight) < 2 * n and not out.full and not broken:
-                    if self._full():
-                        out.full = True
+            while inflight or (queue and not hold):
+                while queue and len(inflight) < 2 * n and not hold:
+                    job = queue[0]
+                    expected = self._expected_events(job)
+                    if self._stopping() or not self._room_for(
+                            expected + sum(e for _j, e in inflight.values())):
+                        # Stopping, or the buffer is (nearly) full: what is out comes back,
+                        # the rest is read here chunk by chunk up to the exact limit.
+                        hold = True
                         break
-                    job = queue.popleft()
+                    queue.popleft()
                     self._parsers.pop(job.path, None)
                     try:
-                        inflight[pool.submit(read_slice, job)] = job
+                        inflight[pool.submit(read_slice, job)] = (job, expected)
                     except Exception as exc:  # BrokenProcessPool: a worker was killed
                         log.warning("worker processes unavailable (%s): reading on in this "
                                     "process", exc)
                         queue.appendleft(job)
-                        broken = True
+                        broken = hold = True
                 if not inflight:
                     break
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    job = inflight.pop(future)
+                    job, _expected = inflight.pop(future)
                     adapter, path, row, st = rows[job.path]
                     try:
                         piece = future.result()
@@ -407,7 +425,11 @@ class Reader:
                         log.warning("%s: a worker process failed (%s): reading it in this process",
                                     path, exc)
                         retry.append((adapter, path, row, st))
-                        broken = broken or isinstance(exc, BrokenExecutor)
+                        if isinstance(exc, BrokenExecutor):
+                            broken = hold = True
+                        continue
+                    if piece.replaced:  # rotated or replaced since it was looked at
+                        retry.append((adapter, path, row, st))
                         continue
                     result = self._apply(adapter, row, job, piece)
                     self._count(out, adapter, path, result)
@@ -423,10 +445,24 @@ class Reader:
             elif broken:
                 self.stop_workers()
         retry += [rows[job.path] for job in queue]
-        if out.full:
-            out.remaining = [(a, p) for a, p, *_ in retry]
-        elif retry:
+        if retry:
             self._scan_each(retry, close_before, out)
+
+    def _expected_events(self, job: Job) -> float:
+        """About how many events a job may bring (from the bytes per event seen so far)."""
+        size = min(job.size - job.offset, job.max_bytes + job.chunk)
+        per_event = self._bytes / self._events if self._bytes >= 1 << 20 and self._events else 300
+        return size / max(per_event, 1.0)
+
+    def _room_for(self, events: float) -> bool:
+        if self.dry_run:
+            return True
+        if self._full():
+            return False
+        return self.outbox.pending_at_most() + events <= self.settings.max_buffer_events
+
+    def _stopping(self) -> bool:
+        return self.stopping is not None and self.stopping()
 
     def _apply(self, adapter: Adapter, row: FileRow, job: Job, piece: Slice) -> ScanResult:
         """Commit what a worker read, as :meth:`_scan_lines` commits a chunk."""
@@ -444,6 +480,8 @@ class Reader:
         if adapter.shape == "document":
             row.last_error = piece.error
         self.tally.setdefault(adapter.name, Tally()).merge(piece.tally)
+        self._bytes += piece.bytes
+        self._events += piece.parsed
         self._store(row, piece.bodies, piece.parsed, result)
         if self.on_progress:
             self.on_progress(piece.bytes, piece.parsed)
@@ -460,13 +498,22 @@ class Chunk(NamedTuple):
     more: bool  # the file holds more than was read so far
 
 
+class FileReplaced(Exception):
+    """The path now names another file than the cursor was for (rotated, replaced)."""
+
+
 def read_lines(parser: LineParser, path: Path, offset: int, size: int,
-               chunk: int | None = None) -> Iterator[Chunk]:
+               chunk: int | None = None, identity: tuple[int, int] | None = None) -> Iterator[Chunk]:
     """Events of the complete lines from byte ``offset`` on, ``chunk`` bytes (``CHUNK``) at a
     time; ``size`` is the file's size when it was looked at. An unfinished last line is left for
-    later; a line over ``MAX_LINE_BYTES`` is skipped."""
+    later; a line over ``MAX_LINE_BYTES`` is skipped. With ``identity`` (device, inode), a path
+    that names another file by now raises :class:`FileReplaced` before anything is read."""
     chunk = chunk or CHUNK
     with path.open("rb") as fh:
+        if identity is not None:
+            st = os.fstat(fh.fileno())
+            if (st.st_dev, st.st_ino) != identity:
+                raise FileReplaced(str(path))
         fh.seek(offset)
         carry = b""
         while True:
@@ -561,6 +608,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     close: bool  # the file is finished: close its open LLM call at the end
     max_bytes: int  # hand back after about this much (whole chunks) when there is more
     chunk: int  # bytes read at a time
+    identity: tuple[int, int] | None = None  # (device, inode) the cursor is for
 
 
 class Slice(msgspec.Struct, kw_only=True):
@@ -576,6 +624,7 @@ class Slice(msgspec.Struct, kw_only=True):
     done: bool = True  # read to the end (else: read on from ``offset``)
     error: str | None = None  # a document that could not be parsed
     gone: bool = False
+    replaced: bool = False  # the path names another file now: nothing was read
 
 
 @dataclass
@@ -596,13 +645,15 @@ class SliceReader:
             return self._lines(adapter, path, job)
         except FileNotFoundError:
             return Slice(gone=True)
+        except FileReplaced:
+            return Slice(replaced=True)
 
     def _lines(self, adapter: Adapter, path: Path, job: Job) -> Slice:
         parser = adapter.parser(path, self.ctx, job.state)
         assert isinstance(parser, LineParser)
         piece = Slice(offset=job.offset, done=True)
         events: list[Event] = []
-        for chunk in read_lines(parser, path, job.offset, job.size, job.chunk):
+        for chunk in read_lines(parser, path, job.offset, job.size, job.chunk, job.identity):
             events.extend(chunk.events)
             piece.offset += chunk.consumed
             piece.bytes += chunk.consumed
@@ -641,6 +692,10 @@ _worker: SliceReader | None = None
 def _init_worker(reader: SliceReader) -> None:
     global _worker
     _worker = reader
+    # Ctrl-C reaches a terminal's whole process group: it is the collector's to handle (it stops
+    # handing out work and shuts its workers down). SIGTERM still ends a worker: the pool uses it
+    # to clear up after a broken worker, and a stopping collector no longer reads in their stead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A backfill may keep every core busy for minutes (often from a user service, at login):
     # the workers yield to whatever else runs, and take all the idle time there is.
     try:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import collector.source as source
 from collector.adapters import enabled_adapters
 from collector.adapters.base import EVENT_NAMESPACE, Context, event_id, parse_file
+from collector.adapters.claude_code import ClaudeCode
 from collector.config import CollectorSettings
 from collector.outbox import Outbox
 from collector.source import Reader, read_slice
@@ -186,3 +187,58 @@ def test_workers_start_from_a_fork_server_when_threads_run(home: Path, small_sli
     assert methods == ["forkserver"] and result.workers == 2
     assert stored == buffered(one)
     assert files == cursors(one)
+
+
+def _replacing_read_slice(job: source.Job) -> source.Slice:
+    """Before the second slice of big-5 is read, the agent rotates the file away and starts a
+    new transcript at the same path."""
+    path = Path(job.path)
+    if path.name == "big-5.jsonl" and job.offset > 0 and not path.with_suffix(".old").exists():
+        path.rename(path.with_suffix(".old"))
+        path.write_bytes(claude_session("big-5-new", 30, start=datetime(2026, 3, 1, tzinfo=UTC)))
+    return read_slice(job)
+
+
+def test_a_file_replaced_between_slices_is_read_again_from_its_start(
+        home: Path, small_slices: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = home / ".claude" / "projects" / "-work-big" / "big-5.jsonl"
+    old = [e.id.bytes for e in parse_file(ClaudeCode(), path, Context(machine="m1"))]
+    monkeypatch.setattr(source, "read_slice", _replacing_read_slice)
+    many = make_reader(home, "many", workers=2)
+    read_all(many)
+    assert path.with_suffix(".old").exists()  # the rotation happened mid-read
+    one = make_reader(home, "one", workers=1)  # the files as they are now, file by file
+    read_all(one)
+    got, want = buffered(many), buffered(one)
+    assert all(got.get(i) == body for i, body in want.items())  # nothing parsed with old state
+    assert set(got) - set(want) <= set(old)  # the extra: the old file's first slice
+    offset, state, _events, _skipped, size, _error = cursors(many)[str(path)]
+    assert (offset, state, size) == cursors(one)[str(path)][:2] + cursors(one)[str(path)][4:5]
+
+
+def test_the_buffer_limit_holds_with_workers(home: Path, small_slices: None) -> None:
+    """Workers are handed no more than the buffer has room for; near the limit the reading
+    goes on here, chunk by chunk, as without workers."""
+    reader = make_reader(home, "many", workers=2, max_buffer_events=300, batch_size=1)
+    todo = list(reader.discover())
+    peaks = []
+    while True:
+        result = reader.scan_many(todo, close_before=datetime.now().timestamp() + 60)
+        peaks.append(reader.outbox.pending())
+        sent = reader.outbox.next_batch(1_000_000)
+        reader.outbox.acknowledge([s for s, *_ in sent], [])
+        if not result.full:
+            break
+        todo = result.remaining
+    # A 16 KB chunk is at most ~40 events of these logs past the limit (as without workers).
+    assert max(peaks) <= 300 + 60, peaks
+
+
+def test_a_path_listed_twice_is_read_once(home: Path, small_slices: None) -> None:
+    one = make_reader(home, "one", workers=2)
+    files = list(one.discover())
+    one.scan_many(files + files)
+    two = make_reader(home, "two", workers=2)
+    two.scan_many(files)
+    assert one.tally == two.tally
+    assert cursors(one) == cursors(two)  # events counted once per file
