@@ -720,17 +720,12 @@ def read_slice(job: Job) -> Slice:
 
 def worker_pool(n: int, reader: SliceReader) -> ProcessPoolExecutor:
     """``n`` worker processes, each with a copy of ``reader``. Forked when that is safe (Linux, no
-    other thread running: cheapest, nothing re-imported); otherwise from a fork server, or
-    spawned (macOS, Windows)."""
+    other thread running: cheapest, nothing re-imported); otherwise spawned. Not from a fork
+    server: its workers are the server's children, and it outlives a collector killed with
+    SIGKILL, so they would not notice that the collector is gone."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    methods = multiprocessing.get_all_start_methods()
-    if sys.platform == "linux" and threading.active_count() == 1:
-        method = "fork"
-    elif "forkserver" in methods:
-        method = "forkserver"
-    else:
-        method = "spawn"
+    method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
     return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method),
                                initializer=_init_worker, initargs=(reader,))

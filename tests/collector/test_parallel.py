@@ -162,10 +162,10 @@ def test_event_ids_are_uuid5(agent: str, parts: list) -> None:
     assert got.version == 5 and got.variant == uuid.RFC_4122
 
 
-def test_workers_start_from_a_fork_server_when_threads_run(home: Path, small_slices: None,
+def test_workers_are_spawned_when_threads_run(home: Path, small_slices: None,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The live collector reads in a thread of a multi-threaded process: forking it is unsafe,
-    so its workers come from a fork server and get a pickled copy of the reader."""
+    so its workers are spawned and get a pickled copy of the reader."""
     methods: list[str] = []
     make_pool = source.worker_pool
 
@@ -184,7 +184,7 @@ def test_workers_start_from_a_fork_server_when_threads_run(home: Path, small_sli
 
     with ThreadPoolExecutor(1) as thread:
         result, stored, files = thread.submit(in_thread).result()
-    assert methods == ["forkserver"] and result.workers == 2
+    assert methods == ["spawn"] and result.workers == 2
     assert stored == buffered(one)
     assert files == cursors(one)
 
