@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import scratch_database, table  # noqa: E402
-from bench.ingest import migrate  # noqa: E402
-from bench.query import build_rollups, generate  # noqa: E402
+from bench._common import table  # noqa: E402
+from bench.query import add_database_args, events_database  # noqa: E402
 
 
 async def run(url: str) -> list[list[str]]:
@@ -58,17 +56,10 @@ async def run(url: str) -> list[list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--sessions", type=int, default=50_000)
-    parser.add_argument("--database", metavar="URL",
-                        help="use a database generated before by bench/query.py (kept; its costs are rewritten)")
+    add_database_args(parser, "use a database generated before by bench/query.py (kept; its "
+                              "costs are rewritten)")
     args = parser.parse_args()
-    with contextlib.nullcontext(args.database) if args.database else scratch_database() as url:
-        asyncio.run(migrate(url))
-        if not args.database:
-            print(f"generating {args.events:,} events over {args.sessions:,} sessions and 90 days")
-            asyncio.run(generate(url, args.events, args.sessions))
-            asyncio.run(build_rollups(url))
+    with events_database(args) as url:
         rows = asyncio.run(run(url))
     print(table(["prices recompute", "LLM calls", "time", "× baseline"], rows))
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -162,20 +163,31 @@ def ago(days: int) -> str:
     return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_database_args(parser: argparse.ArgumentParser, database_help: str) -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--sessions", type=int, default=50_000)
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--database", metavar="URL",
-                        help="measure a database generated before (kept, not dropped) instead")
-    args = parser.parse_args()
+    parser.add_argument("--database", metavar="URL", help=database_help)
+
+
+@contextlib.contextmanager
+def events_database(args: argparse.Namespace) -> Iterator[str]:
+    """The database to measure: ``--database`` (kept), or a scratch one with ``--events``
+    generated events over ``--sessions`` sessions; migrated, with its rollups built."""
     with contextlib.nullcontext(args.database) if args.database else scratch_database() as url:
         asyncio.run(migrate(url))
         if not args.database:
             print(f"generating {args.events:,} events over {args.sessions:,} sessions and 90 days")
             asyncio.run(generate(url, args.events, args.sessions))
         asyncio.run(build_rollups(url))
+        yield url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_database_args(parser, "measure a database generated before (kept, not dropped) instead")
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args()
+    with events_database(args) as url:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVLOG_")}
         env.update(DEVLOG_DATABASE_URL=url, DEVLOG_LOG_LEVEL="warning")

@@ -135,7 +135,10 @@ class Reader:
         prepared = self._prepare(adapter, path)
         if isinstance(prepared, ScanResult):
             return prepared
-        row, st = prepared
+        return self._scan_prepared(adapter, path, *prepared)
+
+    def _scan_prepared(self, adapter: Adapter, path: Path, row: FileRow,
+                       st: os.stat_result) -> ScanResult:
         try:
             if adapter.shape == "document":
                 return self._scan_document(adapter, path, row, st)
@@ -355,13 +358,15 @@ class Reader:
         return out
 
     def _scan_each(self, plan: list[tuple[Adapter, Path, FileRow, os.stat_result]],
-                   close_before: float | None, out: ManyResult) -> None:
-        for i, (adapter, path, _row, st) in enumerate(plan):
+                   close_before: float | None, out: ManyResult, *, fresh: bool = True) -> None:
+        """Read the files here, one by one: from the rows ``_prepare`` gave (``fresh``), or
+        from their stored cursors (files workers gave up on, which may have moved since)."""
+        for i, (adapter, path, row, st) in enumerate(plan):
             if self._stopping():
                 out.stopped = True
                 out.remaining = [(a, p) for a, p, _r, _s in plan[i:]]
                 return
-            result = self.scan(adapter, path)
+            result = self._scan_prepared(adapter, path, row, st) if fresh else self.scan(adapter, path)
             self._count(out, adapter, path, result)
             if result.full:
                 out.full = True
@@ -446,7 +451,7 @@ class Reader:
                 self.stop_workers()
         retry += [rows[job.path] for job in queue]
         if retry:
-            self._scan_each(retry, close_before, out)
+            self._scan_each(retry, close_before, out, fresh=False)
 
     def _expected_events(self, job: Job) -> float:
         """About how many events a job may bring (from the bytes per event seen so far)."""
