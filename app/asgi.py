@@ -24,6 +24,8 @@ from strawberry.litestar import make_graphql_controller
 
 from app import lifespan
 from app.bus import Bus
+from app.db import watchdog
+from app.errors import DatabaseUnavailable
 from app.gql.context import get_context
 from app.gql.schema import schema
 from app.http_limits import GzipRequestMiddleware
@@ -69,6 +71,16 @@ class GraphQLController(_GraphQLBase):  # type: ignore[misc, valid-type]
                         headers={"Content-Security-Policy": GRAPHIQL_CSP})
 
 
+def database_unavailable(request: Request[Any, Any, Any], exc: DatabaseUnavailable) -> Response:
+    """HTTP 503 with the reason: a page with the error banner for a browser, else JSON."""
+    if "text/html" in request.headers.get("accept", ""):
+        from ui.pages.common import unavailable_page
+
+        return unavailable_page(request, str(exc))
+    return Response({"errors": [{"message": str(exc)}]}, status_code=503,
+                    headers={"Retry-After": "2"})
+
+
 def create_app(settings: Settings | None = None,
                database: lifespan.Database | None = None) -> Litestar:
     settings = settings or get_settings()
@@ -83,6 +95,9 @@ def create_app(settings: Settings | None = None,
                 await lifespan.prepare(db, settings)
             app.state.embedded = db.embedded
             await stack.enter_async_context(lifespan.pool(db, settings))
+            # reads fail fast while the database hangs; the embedded cluster is restarted
+            app.state.watchdog = await stack.enter_async_context(watchdog.watching(
+                db.url, interval=0.5, timeout=settings.db_hang_timeout, cluster=db.cluster))
             # after the pool: the bus loads announced rows through it
             app.state.bus = await stack.enter_async_context(
                 Bus(db.url, queue_size=settings.subscriber_queue))
@@ -102,6 +117,7 @@ def create_app(settings: Settings | None = None,
         template_config=pages.template_config(),
         lifespan=[_lifespan],
         state=State({"settings": settings, "embedded": database.embedded if database else False}),
+        exception_handlers={DatabaseUnavailable: database_unavailable},
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
         middleware=[partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
         request_max_body_size=settings.max_body_bytes,

@@ -25,6 +25,7 @@ log = logging.getLogger("devlog.server")
 class Database:
     url: str
     embedded: bool
+    cluster: EmbeddedPostgres | None = None  # the embedded cluster, supervised while in use
 
 
 @contextlib.asynccontextmanager
@@ -38,7 +39,7 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
     in_use = cluster.in_use()
     url = await asyncio.to_thread(in_use.__enter__)
     try:
-        yield Database(url=url, embedded=True)
+        yield Database(url=url, embedded=True, cluster=cluster)
     finally:
         await asyncio.to_thread(in_use.__exit__, None, None, None)
 

@@ -56,6 +56,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_connect_timeout: Annotated[
         float, _doc("Seconds to wait for the database at start-up before giving up.")
     ] = 10.0
+    db_hang_timeout: Annotated[
+        float, _doc("Seconds without an answer after which the database counts as down: reads "
+                    "then fail at once (HTTP 503) instead of waiting, until it answers again.")
+    ] = 1.0
     timescale: Annotated[
         Literal["auto", "off"],
         _doc("Use TimescaleDB when the extension is available (auto) or never (off)."),

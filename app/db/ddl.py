@@ -3,7 +3,10 @@ when there is one, so a migration's raw DDL stays atomic)."""
 
 from __future__ import annotations
 
+import asyncpg
+
 from app.db.engine import DB
+from app.db.watchdog import guarded
 
 
 async def execute_script(sql: str) -> None:
@@ -27,11 +30,15 @@ async def fetch(sql: str, *args: object) -> list:
     transaction = DB.current_transaction.get()
     if transaction is not None:
         return await transaction.connection.fetch(sql, *args)
-    if DB.pool is not None:
-        async with DB.pool.acquire() as conn:
-            return await conn.fetch(sql, *args)
+    if DB.pool is not None:  # fails at once while the database hangs (app.db.watchdog)
+        return await guarded(_pool_fetch(DB.pool, sql, args))
     conn = await DB.get_new_connection()
     try:
         return await conn.fetch(sql, *args)
     finally:
         await conn.close()
+
+
+async def _pool_fetch(pool: asyncpg.Pool, sql: str, args: tuple) -> list:
+    async with pool.acquire() as conn:
+        return await conn.fetch(sql, *args)

@@ -49,15 +49,35 @@ async def close_pool() -> None:
         await DB.close_connection_pool()
 
 
+async def reopen_pool(url: str) -> None:
+    """Point the open pool at a new address (the embedded cluster restarted on another port)."""
+    pool = DB.pool
+    configure(url)
+    if pool is None:
+        return
+    min_size, max_size = pool._minsize, pool._maxsize  # noqa: SLF001 - asyncpg keeps no public copy
+    DB.pool = None
+    pool.terminate()
+    await open_pool(min_size, max_size)
+
+
 def pool() -> asyncpg.Pool:
     if DB.pool is None:
         raise DatabaseUnavailable("database pool is not open")
     return DB.pool
 
 
+# A refused connection is retried only this long: long enough for a database that is starting
+# at the same moment, short enough that a wrong port fails at once (a timeout or "starting up"
+# is waited for up to the caller's timeout).
+REFUSED_GRACE_S = 1.5
+
+
 async def wait_for_database(url: str, timeout: float) -> None:
     """Connect once, retrying briefly; raise DatabaseUnavailable with one clear line."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    deadline = start + timeout
     last: BaseException | None = None
     while True:
         try:
@@ -68,9 +88,10 @@ async def wait_for_database(url: str, timeout: float) -> None:
             if isinstance(exc, (asyncpg.InvalidPasswordError, asyncpg.InvalidCatalogNameError,
                                 asyncpg.InvalidAuthorizationSpecificationError, ValueError)):
                 break  # retrying will not help
-            if asyncio.get_running_loop().time() >= deadline:
+            now = loop.time()
+            if now >= deadline or (_refused(exc) and now >= start + REFUSED_GRACE_S):
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)
         else:
             await conn.close()
             return
@@ -78,10 +99,18 @@ async def wait_for_database(url: str, timeout: float) -> None:
     raise DatabaseUnavailable(f"cannot connect to database {mask_url(url)}: {reason}")
 
 
+def _refused(exc: BaseException) -> bool:
+    """A refused connection (asyncio reports several addresses' refusals as one OSError)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    text = str(exc)
+    return isinstance(exc, OSError) and ("refused" in text.lower() or "Connect call failed" in text)
+
+
 def describe_connect_error(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown error"
-    if isinstance(exc, ConnectionRefusedError):
+    if _refused(exc):
         return "connection refused (is PostgreSQL running there?)"
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"

@@ -26,7 +26,7 @@ class HealthRecord(msgspec.Struct, frozen=True, kw_only=True):
         return self.database == "ok"
 
 
-async def check(*, embedded: bool, timeout: float = 3.0) -> HealthRecord:
+async def check(*, embedded: bool, timeout: float = 1.5) -> HealthRecord:
     now = datetime.now().astimezone()
     try:
         info = await asyncio.wait_for(storage_info(), timeout)

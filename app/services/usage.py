@@ -31,6 +31,7 @@ from app.db import rollups
 from app.db.engine import DB
 from app.db.rollups import Rollup
 from app.db.timescale import events_in_hypertable
+from app.db.watchdog import guarded, in_background
 from app.jobs import ranges
 from app.jobs import rollups as rollup_job
 from app.jobs.rollups import NEVER
@@ -182,20 +183,48 @@ class _Reader:
     now: datetime  # the database's clock at the start of the read
 
     async def fetch(self, sql: str, *args: object) -> list:
-        return await self.conn.fetch(sql, *args)
+        return await guarded(self.conn.fetch(sql, *args))
 
 
-@contextlib.asynccontextmanager
-async def _reading() -> AsyncIterator[_Reader]:
-    hypertable = await events_in_hypertable()
-    async with DB.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+async def _begin_read(pool: asyncpg.Pool) -> tuple[asyncpg.Connection, Any, asyncpg.Record]:
+    conn = await pool.acquire()
+    try:
+        tx = conn.transaction(isolation="repeatable_read", readonly=True)
+        await tx.start()
         # JIT compiles a plan in 100+ ms; these queries run in a few ms. The planner guesses far
         # more groups than there are and sorts thousands of raw rows: hash them instead.
         row = await conn.fetchrow(
             "SELECT (SELECT watermark FROM job_state WHERE name = $1) AS mark, now() AS now"
             " FROM set_config('jit', 'off', true) AS j, set_config('enable_sort', 'off', true) AS o", rollup_job.STATE)
+    except BaseException:
+        await pool.release(conn)
+        raise
+    return conn, tx, row
+
+
+async def _end_read(pool: asyncpg.Pool, conn: asyncpg.Connection, tx: Any) -> None:
+    try:
+        await tx.rollback()  # read only: nothing to keep
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        pass  # the pool's reset (or replacement) of the connection deals with it
+    finally:
+        await pool.release(conn)
+
+
+@contextlib.asynccontextmanager
+async def _reading() -> AsyncIterator[_Reader]:
+    hypertable = await events_in_hypertable()
+    pool = DB.pool
+    # Each step fails at once when the database stops answering (app.db.watchdog); a step
+    # abandoned that way ends in the background once the database answers again.
+    conn, tx, row = await guarded(_begin_read(pool))
+    try:
         yield _Reader(conn=conn, mark=None if hypertable else row["mark"], hypertable=hypertable,
                       now=row["now"])
+    except BaseException:
+        in_background(_end_read(pool, conn, tx))
+        raise
+    await guarded(_end_read(pool, conn, tx))
 
 
 def _rows(rd: _Reader, r: Rollup, since: datetime, until: datetime | None, p: _Params, *,

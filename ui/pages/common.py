@@ -56,6 +56,16 @@ def bad_request(request: Request, message: str, target: str) -> Template:
                     headers=SECURITY_HEADERS, status_code=400)
 
 
+def unavailable_page(request: Request, message: str) -> Template:
+    """HTTP 503 while the database is down: the page's frame with an error banner, or the
+    banner alone for an htmx request (it swaps it in place of the part it asked for)."""
+    fragment = request.headers.get("hx-request") == "true"
+    return Template(template_name="partials/_unavailable.html" if fragment else "unavailable.html",
+                    context={"message": message, "version": __version__, "nav": "",
+                             "back": request.url.path},
+                    headers={**SECURITY_HEADERS, "Retry-After": "2"}, status_code=503)
+
+
 def not_found(what: str) -> Response:
     return Response(content=f"{what} not found", status_code=404, media_type="text/plain",
                     headers=SECURITY_HEADERS)

@@ -1,0 +1,145 @@
+"""Database faults heal by themselves: `devlog serve` on its embedded PostgreSQL while that
+PostgreSQL hangs (SIGSTOP) or dies (SIGKILL), and a configured database that refuses
+connections."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.db.embedded import EmbeddedPostgres
+from tests.helpers import devlog_cmd, free_port, subprocess_env, traversable_tmpdir
+
+pytestmark = pytest.mark.slow
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and all its descendants (the postmaster and its backends)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found.extend(_tree(int(child)))
+    return found
+
+
+def _signal_tree(pid: int, sig: signal.Signals) -> None:
+    for p in _tree(pid):
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _poll(base: str, path: str, want: int, timeout: float, **kw) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{base}{path}", timeout=5, **kw)
+            if r.status_code == want:
+                return r
+            last = r.status_code
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never answered {want} (last: {last})")
+
+
+@pytest.fixture
+def embedded_server():
+    home = traversable_tmpdir("devlog-faults-")
+    data_dir = home / "data"
+    port = free_port()
+    log_path = home / "serve.log"
+    log = log_path.open("w")
+    env = subprocess_env(DEVLOG_DATA_DIR=str(data_dir))
+    proc = subprocess.Popen(devlog_cmd("serve", "--port", str(port)), env=env,
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _poll(base, "/readyz", 200, 120)
+        yield base, EmbeddedPostgres(data_dir), log_path
+    finally:
+        cluster = EmbeddedPostgres(data_dir)
+        status = cluster.status()
+        if status.pid:
+            _signal_tree(status.pid, signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        if cluster.status().running:
+            cluster.stop()
+
+
+def test_a_hung_database_gives_quick_503s_and_the_pool_recovers(embedded_server) -> None:
+    base, cluster, log_path = embedded_server
+    pid = cluster.status().pid
+    assert pid
+    assert httpx.get(f"{base}/sessions", timeout=10).status_code == 200
+    _signal_tree(pid, signal.SIGSTOP)
+    try:
+        # Without the watchdog these requests wait for a database that never answers: the
+        # client's 10 s timeout would end them. With it they are refused with the reason.
+        ready = _poll(base, "/readyz", 503, 30)
+        assert ready.json()["status"] == "unavailable"
+        page = httpx.get(f"{base}/sessions", timeout=10, headers={"accept": "text/html"})
+        assert page.status_code == 503
+        assert "The database is not answering" in page.text
+        assert page.headers["retry-after"] == "2"
+        gql = httpx.post(f"{base}/graphql", timeout=10,
+                         json={"query": "{ sessions(first: 1) { edges { node { id } } } }"})
+        assert "not answering" in gql.text
+        health = httpx.post(f"{base}/graphql", timeout=10,
+                            json={"query": "{ health { database } }"})
+        assert health.json()["data"]["health"]["database"].startswith("unavailable")
+    finally:
+        _signal_tree(pid, signal.SIGCONT)
+    _poll(base, "/readyz", 200, 30)
+    assert httpx.get(f"{base}/sessions", timeout=10).status_code == 200
+    # the pool's connections that were abandoned mid-query came back or were replaced
+    for _ in range(20):
+        assert httpx.get(f"{base}/sessions", timeout=10).status_code == 200
+    assert "database not answering" in log_path.read_text()
+
+
+def test_a_killed_embedded_database_is_started_again(embedded_server) -> None:
+    base, cluster, log_path = embedded_server
+    pid = cluster.status().pid
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    # Nothing restarts devlog: the server notices and starts its cluster again.
+    _poll(base, "/readyz", 200, 90)
+    status = cluster.status()
+    assert status.running and status.pid != pid
+    assert httpx.get(f"{base}/sessions", timeout=10).status_code == 200
+    text = log_path.read_text()
+    assert "embedded PostgreSQL is not running; starting it again (attempt 1 of 8)" in text
+    assert "embedded PostgreSQL started again" in text
+
+
+def test_a_database_port_that_refuses_connections_fails_at_once() -> None:
+    # The connect timeout is a minute: a refused port must not wait for it.
+    env = subprocess_env(DEVLOG_DATABASE_URL="postgresql://devlog:pw@127.0.0.1:1/devlog",
+                         DEVLOG_DB_CONNECT_TIMEOUT="60")
+    t0 = time.monotonic()
+    result = subprocess.run(devlog_cmd("serve", "--port", str(free_port())), env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    elapsed = time.monotonic() - t0
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "devlog: cannot connect to database postgresql://devlog:***@127.0.0.1:1/devlog: "
+        "connection refused (is PostgreSQL running there?)")
+    assert elapsed < 30, f"gave up after {elapsed:.1f} s, as if waiting for the 60 s timeout"
