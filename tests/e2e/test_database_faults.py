@@ -143,3 +143,103 @@ def test_a_database_port_that_refuses_connections_fails_at_once() -> None:
         "devlog: cannot connect to database postgresql://devlog:***@127.0.0.1:1/devlog: "
         "connection refused (is PostgreSQL running there?)")
     assert elapsed < 30, f"gave up after {elapsed:.1f} s, as if waiting for the 60 s timeout"
+
+
+async def test_backfill_through_every_fault_stores_each_event_once(tmp_path: Path) -> None:
+    """A backfill of over 50,000 events while the server is SIGKILLed and started again, its
+    embedded PostgreSQL is SIGKILLed (and started again by the server) and SIGSTOPped for 20 s,
+    and the collector is SIGKILLed: afterwards the stored event ids are exactly the logs' ids."""
+    import asyncpg
+
+    from tests.agent_logs import claude_session, expected_claude
+    from tests.e2e.test_collector import collect, expected_ids
+
+    home = tmp_path / "home"
+    projects = home / ".claude" / "projects" / "-faults"
+    projects.mkdir(parents=True)
+    sessions, turns = 40, 160
+    for n in range(sessions):
+        (projects / f"s-{n}.jsonl").write_bytes(claude_session(f"fault-{n}", turns))
+    want = expected_ids(home)
+    assert len(want) == sum(expected_claude(sessions, turns).values()) >= 50_000
+
+    data_dir = traversable_tmpdir("devlog-faults-") / "data"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cluster = EmbeddedPostgres(data_dir)
+    log_path = tmp_path / "serve.log"
+
+    def start_server() -> subprocess.Popen:
+        proc = subprocess.Popen(devlog_cmd("serve", "--port", str(port)),
+                                env=subprocess_env(DEVLOG_DATA_DIR=str(data_dir)),
+                                stdout=log_path.open("a"), stderr=subprocess.STDOUT)
+        _poll(base, "/readyz", 200, 120)
+        return proc
+
+    def backfill() -> subprocess.Popen:
+        return collect(home, port, "backfill", DEVLOG_COLLECTOR_BATCH_SIZE="200",
+                       DEVLOG_COLLECTOR_WORKERS="1")
+
+    async def stored_count() -> int:
+        conn = await asyncpg.connect(cluster.url())
+        try:
+            return await conn.fetchval("SELECT count(*) FROM agent_event")
+        finally:
+            await conn.close()
+
+    async def until_stored(more_than: int) -> None:  # wait for delivery to make progress
+        deadline = time.monotonic() + 120
+        while await stored_count() <= more_than:
+            assert time.monotonic() < deadline, "no progress"
+            await __import__("asyncio").sleep(0.2)
+
+    server = start_server()
+    collector = backfill()
+    try:
+        await until_stored(0)
+        server.send_signal(signal.SIGKILL)  # 1. the server dies mid-backfill
+        server.wait(30)
+        server = start_server()
+        await until_stored(await stored_count())
+        os.kill(cluster.status().pid, signal.SIGKILL)  # 2. its database dies
+        _poll(base, "/readyz", 200, 90)  # ... and the server starts it again
+        await until_stored(await stored_count())
+        pid = cluster.status().pid
+        _signal_tree(pid, signal.SIGSTOP)  # 3. the database hangs for 20 s
+        await __import__("asyncio").sleep(20)
+        _signal_tree(pid, signal.SIGCONT)
+        _poll(base, "/readyz", 200, 60)
+        print("stored before the collector is killed:", await stored_count(), "of", len(want),
+              "collector running:", collector.poll() is None)
+        if collector.poll() is None:  # 4. the collector dies
+            collector.send_signal(signal.SIGKILL)
+        collector.communicate(timeout=60)
+        for _ in range(10):  # backfill again until it has delivered everything
+            collector = backfill()
+            _out, err = collector.communicate(timeout=600)
+            if collector.returncode == 0:
+                break
+        assert collector.returncode == 0, err
+        conn = await asyncpg.connect(cluster.url())
+        try:
+            ids = [str(r["id"]) for r in await conn.fetch("SELECT id FROM agent_event")]
+            counted = await conn.fetchval("SELECT sum(event_count) FROM agent_session")
+        finally:
+            await conn.close()
+        assert len(ids) == len(set(ids))
+        missing, extra = want - set(ids), set(ids) - want
+        assert not missing and not extra, (len(missing), len(extra))
+        assert counted == len(want)
+    finally:
+        if collector.poll() is None:
+            collector.kill()
+        status = cluster.status()
+        if status.pid:
+            _signal_tree(status.pid, signal.SIGCONT)
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if cluster.status().running:
+            cluster.stop()
