@@ -97,11 +97,12 @@ def create_app(settings: Settings | None = None,
             await stack.enter_async_context(lifespan.pool(db, settings))
             # reads fail fast while the database hangs; the embedded cluster is restarted
             app.state.watchdog = await stack.enter_async_context(watchdog.watching(
-                db.url, interval=0.5, timeout=settings.db_hang_timeout, cluster=db.cluster))
+                db.url, interval=0.25, timeout=settings.db_hang_timeout, cluster=db.cluster))
             # after the pool: the bus loads announced rows through it
             app.state.bus = await stack.enter_async_context(
                 Bus(db.url, queue_size=settings.subscriber_queue))
             app.state.scheduler = await stack.enter_async_context(scheduler(settings))
+            app.state.watchdog.on_new_url.append(lambda url: setattr(app.state.bus, "url", url))
             yield
 
     return Litestar(

@@ -50,15 +50,15 @@ async def close_pool() -> None:
 
 
 async def reopen_pool(url: str) -> None:
-    """Point the open pool at a new address (the embedded cluster restarted on another port)."""
-    pool = DB.pool
+    """Point the pool at a new address (the embedded cluster restarted on another port): the
+    new pool is opened before the old one is dropped, so no request finds none."""
     configure(url)
-    if pool is None:
+    old = DB.pool
+    if old is None:
         return
-    min_size, max_size = pool._minsize, pool._maxsize  # noqa: SLF001 - asyncpg keeps no public copy
-    DB.pool = None
-    pool.terminate()
-    await open_pool(min_size, max_size)
+    DB.pool = await asyncpg.create_pool(dsn=url, min_size=old.get_min_size(),
+                                        max_size=old.get_max_size(), init=_init_connection)
+    old.terminate()
 
 
 def pool() -> asyncpg.Pool:

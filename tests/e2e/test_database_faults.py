@@ -120,11 +120,14 @@ def test_a_killed_embedded_database_is_started_again(embedded_server) -> None:
     pid = cluster.status().pid
     assert pid
     os.kill(pid, signal.SIGKILL)
-    # Nothing restarts devlog: the server notices and starts its cluster again.
+    # Nothing restarts devlog: the server notices and starts its cluster again. (Its backends
+    # may answer a last query or two before they notice their postmaster is gone.)
+    _poll(base, "/readyz", 503, 30)
     _poll(base, "/readyz", 200, 90)
     status = cluster.status()
     assert status.running and status.pid != pid
-    assert httpx.get(f"{base}/sessions", timeout=10).status_code == 200
+    page = httpx.get(f"{base}/sessions", timeout=10)
+    assert page.status_code == 200, (page.text, log_path.read_text())
     text = log_path.read_text()
     assert "embedded PostgreSQL is not running; starting it again (attempt 1 of 8)" in text
     assert "embedded PostgreSQL started again" in text
