@@ -55,6 +55,21 @@ def _poll(base: str, path: str, want: int, timeout: float, **kw) -> httpx.Respon
     raise AssertionError(f"{path} never answered {want} (last: {last})")
 
 
+def _shut_down(server: subprocess.Popen, cluster: EmbeddedPostgres) -> None:
+    """Stop the server and, should it be left running (stopped, or started again by a server
+    that was killed), its cluster."""
+    status = cluster.status()
+    if status.pid:
+        _signal_tree(status.pid, signal.SIGCONT)
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    if cluster.status().running:
+        cluster.stop()
+
+
 @pytest.fixture
 def embedded_server():
     home = traversable_tmpdir("devlog-faults-")
@@ -70,18 +85,8 @@ def embedded_server():
         _poll(base, "/readyz", 200, 120)
         yield base, EmbeddedPostgres(data_dir), log_path
     finally:
-        cluster = EmbeddedPostgres(data_dir)
-        status = cluster.status()
-        if status.pid:
-            _signal_tree(status.pid, signal.SIGCONT)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _shut_down(proc, EmbeddedPostgres(data_dir))
         log.close()
-        if cluster.status().running:
-            cluster.stop()
 
 
 def test_a_hung_database_gives_quick_503s_and_the_pool_recovers(embedded_server) -> None:
@@ -236,13 +241,4 @@ async def test_backfill_through_every_fault_stores_each_event_once(tmp_path: Pat
     finally:
         if collector.poll() is None:
             collector.kill()
-        status = cluster.status()
-        if status.pid:
-            _signal_tree(status.pid, signal.SIGCONT)
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        if cluster.status().running:
-            cluster.stop()
+        _shut_down(server, cluster)
