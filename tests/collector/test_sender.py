@@ -11,7 +11,7 @@ from pathlib import Path
 from collector.config import CollectorSettings
 from collector.machine import this_machine
 from collector.outbox import FileRow, Outbox
-from collector.sender import BackgroundSender
+from collector.background import BackgroundSender
 
 
 def test_stop_cancels_a_request_the_server_never_answers(tmp_path: Path) -> None:
