@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from collector import deadletters
+from collector import deadletters, version
 from collector.deadletters import Attempt, DeadLetters
 
 if TYPE_CHECKING:
@@ -173,11 +173,12 @@ class Outbox:
             (after, limit)).fetchall()
 
     def acknowledge(self, seqs: list[int], rejected: list[tuple[bytes, str, str, bytes]],
-                    attempt: Attempt, canary: bytes | None = None) -> None:
+                    attempt: Attempt | None = None, canary: bytes | None = None) -> None:
         """The server committed a batch: drop it; keep what it refused (id, agent, reason, body)
         as dead letters; remember ``canary``, the body of one event it took."""
         with self._transaction() as cur:
-            deadletters.upsert_in(cur, [(i, a, b, "rejected", r) for i, a, r, b in rejected], attempt)
+            deadletters.upsert_in(cur, [(i, a, b, "rejected", r) for i, a, r, b in rejected],
+                                  attempt or Attempt(collector=version()))
             cur.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", _runs(seqs))
             self._set_canary(cur, canary)
 

@@ -265,6 +265,8 @@ class Sender:
                 return await self._isolate(rows, exc, dead=dead, bisecting=bisecting)
             else:
                 raise
+        if answer.rejected and not self._asked_version:  # kept with the dead letters
+            await self._learn_server_version()
         return self._settled(rows, answer, dead=dead)
 
     async def _isolate(self, rows: list[Row], exc: DeliveryError, *, dead: bool,
