@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
@@ -64,6 +65,10 @@ def _ids(outbox, ids: list[str]) -> list[bytes]:
     return found
 
 
+def _stamp(at: float) -> str:
+    return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
 @dead_letters.command("list")
 def list_(
     kind: KindOpt = None,
@@ -71,7 +76,7 @@ def list_(
 ) -> None:
     """List dead letters, most recently tried first: id, agent, kind, attempts, first and last
     try, the server's reason."""
-    from collector.cli import _when, out
+    from collector.cli import out
 
     _settings, _path, outbox = _open()
     try:
@@ -87,7 +92,7 @@ def list_(
         table.add_column(col, overflow="fold", no_wrap=col in ("id", "first tried", "last tried"))
     for d in rows:
         table.add_row(str(d.id), d.agent, d.kind + (" (due)" if d.due else ""), str(d.attempts),
-                      _when(str(d.first_at)), _when(str(d.last_at)), d.reason)
+                      _stamp(d.first_at), _stamp(d.last_at), d.reason)
     out.print(table)
     total = sum(counts.values())
     out.print(f"{total:,} dead letter(s): " + ", ".join(f"{n:,} {k}" for k, n in sorted(counts.items()))

@@ -115,7 +115,7 @@ class Sender:
         self._asked_version = False
         self._upgrade_checked: float | None = None  # monotonic time of the last check
         self._canary: bytes | None = None
-        self._canary_at = 0.0
+        self._canary_at: float | None = None  # monotonic time it was last chosen (None: due)
 
     async def __aenter__(self) -> Self:
         self._outbox = Outbox(self.outbox_path)
@@ -303,7 +303,11 @@ class Sender:
             return False
         try:
             await self._post([self._canary])
-        except DeliveryError:
+        except DeliveryError as again:
+            if again.too_large:  # the server's limits changed: the canary proves nothing
+                return False
+            if not again.batch:  # the server went away meanwhile: that is the error
+                raise
             raise DeliveryError(f"{exc} (it fails an event it took before as well: the events "
                                 "stay in the buffer)", retry=True, reason=exc.reason) from None
         return True
@@ -340,7 +344,7 @@ class Sender:
     def _new_canary(self, rows: list[Row], refused: dict[int, str]) -> bytes | None:
         """The smallest body the server took in this batch, when the canary is due a refresh."""
         now = time.monotonic()
-        if self._canary is not None and now - self._canary_at < CANARY_REFRESH_SECONDS:
+        if self._canary_at is not None and now - self._canary_at < CANARY_REFRESH_SECONDS:
             return None
         bodies = [row[3] for i, row in enumerate(rows)
                   if i not in refused and len(row[3]) <= CANARY_MAX_BYTES]

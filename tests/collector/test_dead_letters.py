@@ -48,6 +48,7 @@ class PickyServer:
         self.fail = "graphql"
         self.fail_all = False
         self.unavailable: str | None = None  # "graphql" or "http503"
+        self.unavailable_after: int | None = None  # requests answered before it goes away
         self.poisoned = True
         self.reject: set[str] = set()  # ids refused by index, with a reason
         self._runner: web.AppRunner | None = None
@@ -74,6 +75,8 @@ class PickyServer:
             return web.json_response({"data": {"health": {"version": self.version}}})
         events = doc["variables"]["batch"]["events"]
         self.requests.append(len(events))
+        if self.unavailable_after is not None and len(self.requests) > self.unavailable_after:
+            self.unavailable = "http503"
         if self.unavailable == "http503":
             return web.Response(status=503, text="Service Unavailable")
         if self.unavailable:
@@ -217,6 +220,22 @@ async def test_a_server_that_fails_every_event_keeps_them_all_in_the_buffer(
     picky.fail_all = False
     assert (await drain(settings_for(picky.url, tmp_path), path))[0]
     assert pending(path) == 0 and len(picky.stored) == 23
+
+
+async def test_an_outage_in_the_middle_of_a_bisection_makes_no_dead_letter(
+        picky: PickyServer, tmp_path: Path) -> None:
+    path = tmp_path / "buffer.sqlite3"
+    fill(path, [event(n) for n in range(3)])
+    assert (await drain(settings_for(picky.url, tmp_path), path))[0]  # a canary
+    ids = fill(path, [event(n, tool=POISON if n == 15 else "Bash") for n in range(10, 26)])
+    picky.unavailable_after = len(picky.requests) + 3  # the batch, the canary, one half
+    done, sender = await drain(settings_for(picky.url, tmp_path), path, attempts=1)
+    assert not done and "503" in (sender.last_error or "")
+    assert dead_rows(path) == []
+    assert pending(path) + len(set(ids) & set(picky.stored)) == 16  # each event: sent or waiting
+    picky.unavailable = picky.unavailable_after = None
+    assert (await drain(settings_for(picky.url, tmp_path), path))[0]
+    assert [str(uuid.UUID(bytes=d["id"])) for d in dead_rows(path)] == [ids[5]]
 
 
 async def test_events_the_server_rejects_are_kept_as_dead_letters(
