@@ -37,12 +37,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import aiohttp
 import msgspec
 
 from collector import version
+from collector.answer import Answer, DeliveryError, read_answer
 from collector.config import CollectorSettings
 from collector.deadletters import Attempt
 from collector.outbox import Outbox
@@ -60,31 +61,7 @@ BACKOFF_MAX = 30.0
 UPGRADE_CHECK_SECONDS = 3600.0  # how often a long-running sender asks the server's version
 CANARY_MAX_BYTES = 16 * 1024
 CANARY_REFRESH_SECONDS = 600.0
-# Words of a GraphQL error that mean "not now" rather than "not this batch".
-TRANSIENT_WORDS = ("unavailable", "timed out", "timeout", "try again", "retry", "too many clients",
-                   "shutting down")
-
 Row = tuple[int, bytes, str, bytes]  # (outbox seq, or 0 for a dead letter; id; agent; body)
-
-
-class Answer(msgspec.Struct):
-    accepted: int
-    duplicates: int
-    rejected: list[dict[str, Any]]
-
-
-class DeliveryError(Exception):
-    """No answer for a batch. ``retry``: worth retrying soon (not an auth error);
-    ``too_large``: split it for its size; ``batch``: the server failed the batch as a whole for
-    something that may be in it (bisect it); ``reason``: the server's own words."""
-
-    def __init__(self, message: str, *, retry: bool = True, too_large: bool = False,
-                 batch: bool = False, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.retry = retry
-        self.too_large = too_large
-        self.batch = batch
-        self.reason = reason or message
 
 
 @dataclass
@@ -413,33 +390,7 @@ class Sender:
             raise DeliveryError(f"cannot reach {url}: {exc or type(exc).__name__}") from None
         finally:
             stalled.cancel()
-        if status == 413:
-            raise DeliveryError(f"{url} answered 413: batch too large", too_large=True)
-        if status in (408, 429) or status > 500:
-            raise DeliveryError(f"{url} answered HTTP {status}")
-        if status in (401, 403):
-            raise DeliveryError(f"{url} answered HTTP {status}: check the API key (api_key)",
-                                retry=False)
-        try:
-            doc = msgspec.json.decode(text)
-        except ValueError:  # msgspec.DecodeError, or UnicodeDecodeError on bad UTF-8
-            doc = None
-        data = (doc.get("data") or {}).get("ingestEvents") if isinstance(doc, dict) else None
-        if data is not None:
-            return msgspec.convert(data, Answer)
-        errors = doc.get("errors") if isinstance(doc, dict) else None
-        if not isinstance(errors, list) and status != 500:
-            raise DeliveryError(f"{url} answered HTTP {status} with no GraphQL response "
-                                f"(is server_url the /graphql endpoint?)")
-        errors = [e for e in errors or [] if isinstance(e, dict)]
-        message = "; ".join(str(e.get("message")) for e in errors) or f"HTTP {status}"
-        if "API key" in message:
-            raise DeliveryError(f"{url}: {message}", retry=False)
-        if "DEVLOG_MAX_BATCH_EVENTS" in message:  # the server's batch limit: split it
-            raise DeliveryError(f"{url}: {message}", too_large=True, reason=message)
-        if _transient(message, errors):
-            raise DeliveryError(f"{url}: {message}")
-        raise DeliveryError(f"{url}: {message}", batch=True, reason=message)
+        return read_answer(url, status, text)
 
     def _stalled(self) -> None:
         self._failed(DeliveryError(
@@ -453,17 +404,6 @@ class Sender:
             log.warning("delivery failed (events stay in the buffer): %s", message)
         self.last_error = message
         self.outbox.set_meta(last_error=message, last_error_at=time.time())
-
-
-def _transient(message: str, errors: list[dict[str, Any]]) -> bool:
-    """A GraphQL error that says the server cannot take anything now (its database is away,
-    a timeout), as opposed to one about this batch."""
-    text = message.lower()
-    if any(word in text for word in TRANSIENT_WORDS):
-        return True
-    codes = {str((e.get("extensions") or {}).get("code", "")).upper() for e in errors
-             if isinstance(e.get("extensions"), dict)}
-    return bool(codes & {"UNAVAILABLE", "SERVICE_UNAVAILABLE", "TIMEOUT", "RETRY"})
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
