@@ -124,6 +124,7 @@ def backfill(
     machine = this_machine()
     state = outbox_path(settings)
     outbox = Outbox(state)
+    dead_before = outbox.dead.count()
     from collector.adapters import enabled_adapters
 
     reader = Reader(settings=settings, outbox=outbox,
@@ -166,7 +167,7 @@ def backfill(
             reader.on_progress = lambda b, e: (progress.advance(t_bytes, b), progress.advance(t_events, e))
             reader.on_file = lambda: progress.advance(t_files)
             if not dry_run:
-                from collector.sender import BackgroundSender
+                from collector.background import BackgroundSender
 
                 t_sent = progress.add_task("events sent", total=outbox.pending(), unit="")
 
@@ -201,7 +202,7 @@ def backfill(
                 background.stop()
             if not failed:
                 progress.update(t_bytes, completed=max(todo, 1))
-                if not dry_run and outbox.pending():
+                if not dry_run and (outbox.pending() or outbox.dead.any_due()):
                     failed = not asyncio.run(deliver(on_sent))
             if not dry_run:
                 sent = int(progress.tasks[t_sent].completed)
@@ -215,19 +216,26 @@ def backfill(
         out.print("[dim]dry run: nothing stored or sent")
         return
     left = outbox.pending()
+    dead = outbox.dead.count() - dead_before
     outbox.close()
+    if dead > 0:
+        err.print(f"[yellow]{dead:,} event(s) kept as dead letters: the server would not take them "
+                  "(`devlog collect dead-letters list` shows why; they are sent again after an "
+                  "upgrade, or by `devlog collect dead-letters retry`)", highlight=False)
     if failed:
         err.print(f"[yellow]{left:,} events wait in the buffer ({state}); `devlog collect` "
                   f"delivers them once {settings.server_url} answers")
         raise typer.Exit(1)
-    out.print(f"sent {sent:,} events to {settings.server_url}" if sent else "nothing new to send")
+    sent = max(0, sent - dead)  # what left the outbox, less what became dead letters
+    out.print(f"sent {sent:,} events to {settings.server_url}" if sent or dead else "nothing new to send")
 
 
 @collect.command()
 def status() -> None:
-    """Show files read, events waiting, last delivery and errors, per agent.
+    """Show files read, events waiting, last delivery and errors, dead letters, per agent.
 
-    Reads the collector's local buffer, so it works while the collector runs or not.
+    Reads the collector's local buffer, so it works while the collector runs or not. A server
+    that does not answer shows as an error after stall_seconds (20 s), while the request waits.
     """
     from collector.outbox import Outbox, outbox_path
 
@@ -259,14 +267,26 @@ def status() -> None:
     if meta.get("last_error"):
         out.print(f"[red]last error ({_when(meta.get('last_error_at'))}): {meta['last_error']}",
                   markup=True, highlight=False)
-    rejected = outbox.rejected_count()
-    if rejected:
-        out.print(f"[yellow]{rejected:,} event(s) rejected by the server, latest:")
-        for agent, reason, at in outbox.rejected(5):
-            out.print(f"  {agent}: {reason} ({_when(str(at))})", markup=False)
+    counts = outbox.dead.count_by_kind()
+    if counts:
+        parts = []
+        if counts.get("rejected"):
+            parts.append(f"{counts['rejected']:,} event(s) rejected by the server")
+        if counts.get("failed"):
+            parts.append(f"{counts['failed']:,} event(s) the server failed on alone")
+        out.print(f"[yellow]dead letters: {', '.join(parts)} (not delivered, not blocking the "
+                  "rest; `devlog collect dead-letters list`), latest:", highlight=False)
+        for dead in outbox.dead.latest(5):
+            out.print(f"  {dead.agent} {dead.kind}: {dead.reason} ({_when(str(dead.last_at))}, "
+                      f"{dead.attempts} attempt(s))", markup=False, highlight=False)
     errors = [f for f in files if f.last_error]
     for f in errors[:5]:
         out.print(f"  {f.path}: {f.last_error}", markup=False)
+
+
+from collector.deadletters_cli import dead_letters  # noqa: E402 (uses this module's helpers)
+
+collect.add_typer(dead_letters, name="dead-letters")
 
 
 @collect.command("config")

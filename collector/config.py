@@ -53,6 +53,18 @@ class CollectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         int, _doc("Ingest requests in flight at once (a backfill delivers faster; 1: one after "
                   "another).")
     ] = 2
+    connect_timeout: Annotated[
+        float, _doc("Seconds to wait for a connection to the server before the attempt fails "
+                    "(and is retried).")
+    ] = 10.0
+    request_timeout: Annotated[
+        float, _doc("Seconds a request may wait for the server's answer (it answers once the "
+                    "batch is committed) before it fails and is retried.")
+    ] = 120.0
+    stall_seconds: Annotated[
+        float, _doc("A request unanswered this long is reported as a delivery error (status, "
+                    "log) while it goes on waiting; nothing leaves the buffer.")
+    ] = 20.0
     max_buffer_events: Annotated[
         int, _doc("Events the local buffer may hold; when full, reading pauses until the server "
                   "takes some (nothing is dropped).")
@@ -154,6 +166,9 @@ def load_collector_settings(env: dict[str, str] | None = None, **overrides: Any)
         raise ConfigError(f"collector setting concurrency ({env_name('concurrency')}): must be >= 1")
     if settings.workers < 0:
         raise ConfigError(f"collector setting workers ({env_name('workers')}): must be >= 0")
+    for name in ("connect_timeout", "request_timeout", "stall_seconds"):
+        if not getattr(settings, name) > 0:
+            raise ConfigError(f"collector setting {name} ({env_name(name)}): must be > 0 seconds")
     if settings.batch_size < 1 or settings.max_buffer_events < settings.batch_size:
         raise ConfigError("collector settings: batch_size must be >= 1 and <= max_buffer_events")
     return settings

@@ -8,8 +8,12 @@
 - ``outbox``: events waiting for the server, in order, encoded as the JSON the mutation takes.
   A row is deleted only after the server acknowledged it (the server acknowledges only what it
   committed).
-- ``rejected``: events the server refused, with its reason; kept for ``status`` and not retried.
-- ``meta``: last delivery, last error, counters.
+- ``dead_letter``: events the server refused, or that a batch-level error was isolated to, with
+  its reason; kept aside (not blocking the rest), shown by ``status``, sent again after an
+  upgrade or when asked (``collector.deadletters``).
+- ``meta``: last delivery, last error, counters, and the *canary*: the body of one event the
+  server took, sent again (a duplicate: it changes nothing) to tell a bad event from a server
+  that fails whatever it is sent.
 
 Each thread opens its own :class:`Outbox` (SQLite connections are per thread).
 """
@@ -18,11 +22,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
+
+from collector import deadletters, version
+from collector.deadletters import Attempt, DeadLetters
 
 if TYPE_CHECKING:
     from collector.config import CollectorSettings
@@ -47,13 +55,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     id BLOB NOT NULL UNIQUE,
     agent TEXT NOT NULL,
     body BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rejected (
-    id BLOB PRIMARY KEY,
-    agent TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    body BLOB NOT NULL,
-    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
@@ -97,6 +98,8 @@ class Outbox:
         self.db.execute("PRAGMA journal_size_limit=67108864")
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.executescript(SCHEMA)
+        deadletters.create(self.db)
+        self.dead = DeadLetters(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -153,7 +156,7 @@ class Outbox:
 
     def pending_at_most(self) -> int:
         """An upper bound of ``pending()`` read from the two ends of the rowid index, without
-        counting: delivery removes the oldest rows, so the two are equal but for rejections."""
+        counting: delivery removes the oldest rows, so the two are equal but for dead letters."""
         # Two subqueries: SQLite reads min() or max() from the index only when it is alone (both
         # in one SELECT scan the whole table: ~12 ms per check with 140 MB waiting).
         low, high = self.db.execute(
@@ -169,15 +172,56 @@ class Outbox:
             "SELECT seq, id, agent, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, limit)).fetchall()
 
-    def acknowledge(self, seqs: list[int], rejected: list[tuple[bytes, str, str, bytes]]) -> None:
-        """The server committed a batch: drop it; keep what it refused (id, agent, reason, body)."""
+    def acknowledge(self, seqs: list[int], rejected: list[tuple[bytes, str, str, bytes]],
+                    attempt: Attempt | None = None, canary: bytes | None = None) -> None:
+        """The server committed a batch: drop it; keep what it refused (id, agent, reason, body)
+        as dead letters; remember ``canary``, the body of one event it took."""
+        with self._transaction() as cur:
+            deadletters.upsert_in(cur, [(i, a, b, "rejected", r) for i, a, r, b in rejected],
+                                  attempt or Attempt(collector=version()))
+            cur.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", _runs(seqs))
+            self._set_canary(cur, canary)
+
+    def dead_letter(self, rows: list[tuple[int, bytes, str, bytes]], reason: str,
+                    attempt: Attempt, *, confirmed: bool = True) -> None:
+        """Move these outbox rows (seq, id, agent, body) to the dead letters (kind ``failed``)."""
+        with self._transaction() as cur:
+            deadletters.upsert_in(cur, [(i, a, b, "failed", reason) for _s, i, a, b in rows], attempt,
+                                  confirmed=confirmed)
+            cur.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?",
+                            _runs([seq for seq, *_ in rows]))
+
+    def acknowledge_dead(self, ids: list[bytes], rejected: list[tuple[bytes, str, str, bytes]],
+                         attempt: Attempt, canary: bytes | None = None) -> None:
+        """Dead letters sent again were committed: drop them, keep what was refused again."""
+        with self._transaction() as cur:
+            deadletters.delete_in(cur, ids)
+            deadletters.upsert_in(cur, [(i, a, b, "rejected", r) for i, a, r, b in rejected], attempt)
+            self._set_canary(cur, canary)
+
+    def fail_dead(self, rows: list[tuple[int, bytes, str, bytes]], reason: str,
+                  attempt: Attempt, *, confirmed: bool = True) -> None:
+        """Dead letters sent again failed alone again: one attempt more, no longer due."""
+        with self._transaction() as cur:
+            deadletters.upsert_in(cur, [(i, a, b, "failed", reason) for _s, i, a, b in rows], attempt,
+                                  confirmed=confirmed)
+
+    def canary(self) -> bytes | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'canary'").fetchone()
+        return None if row is None or row[0] is None else row[0].encode()
+
+    @staticmethod
+    def _set_canary(cur: sqlite3.Cursor, body: bytes | None) -> None:
+        if body is not None:
+            cur.execute("INSERT INTO meta (key, value) VALUES ('canary', ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value=excluded.value", (body.decode(),))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            cur.executemany("INSERT OR REPLACE INTO rejected (id, agent, reason, body, at) "
-                            "VALUES (?, ?, ?, ?, ?)",
-                            [(i, a, r, b, time.time()) for i, a, r, b in rejected])
-            cur.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", _runs(seqs))
+            yield cur
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -187,13 +231,6 @@ class Outbox:
         """Return free pages to the file system (after the outbox drained)."""
         # executescript steps the pragma to completion (execute frees one page per step)
         self.db.executescript("PRAGMA incremental_vacuum;")
-
-    def rejected(self, limit: int = 20) -> list[tuple[str, str, float]]:
-        return self.db.execute("SELECT agent, reason, at FROM rejected ORDER BY at DESC LIMIT ?",
-                               (limit,)).fetchall()
-
-    def rejected_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM rejected").fetchone()[0]
 
     # -- meta ---------------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ Three tasks share one asyncio loop:
   ``rescan_seconds`` looks for new agent folders (restarting the watcher on them) and for
   changes the watcher missed;
 - the **sender** drains the outbox; the reader wakes it after each commit, so a live event
-  reaches the server well within a second.
+  reaches the server well within a second. A batch the server fails on is bisected and the
+  events it fails on alone become dead letters (``collector.sender``), so a bad event never
+  holds the live stream back.
 
 SIGINT/SIGTERM stop reading, give the sender a few seconds to flush, and exit; whatever is not
 delivered stays in the buffer for the next start.
@@ -113,7 +115,12 @@ class Collector:
         state = outbox_path(self.settings)
         log.info("collector for %s (%s) → %s; buffer %s", ", ".join(self.adapters),
                  self.machine.hostname, self.settings.server_url, state)
-        Outbox(state).close()  # create the database before two threads open it
+        outbox = Outbox(state)  # create the database before two threads open it
+        dead = outbox.dead.count()
+        outbox.close()
+        if dead:
+            log.warning("%s dead letter(s): events the server would not take "
+                        "(`devlog collect dead-letters list`)", f"{dead:,}")
         async with Sender(self.settings, state, self.machine) as sender:
             self._sender = sender
             sending = asyncio.create_task(sender.run(stop), name="sender")

@@ -694,7 +694,7 @@ class SliceReader:
 _worker: SliceReader | None = None
 
 
-def _init_worker(reader: SliceReader) -> None:
+def _init_worker(reader: SliceReader, parent: int) -> None:
     global _worker
     _worker = reader
     # Ctrl-C reaches a terminal's whole process group: it is the collector's to handle (it stops
@@ -707,8 +707,13 @@ def _init_worker(reader: SliceReader) -> None:
         os.nice(10)
     except (AttributeError, OSError):  # Windows; or a limit on priorities
         pass
-    # A worker outlives a collector killed with SIGKILL unless it notices by itself.
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+    # A worker outlives a collector killed with SIGKILL unless it notices by itself. ``parent``
+    # is the collector's pid as the collector saw it: killed while this worker was still
+    # starting (a spawned one imports for a while), the worker already has another parent, and
+    # watching os.getppid() from here would watch that one, forever.
+    if os.getppid() != parent:
+        os._exit(0)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
                      name="devlog-parent-watch").start()
 
 
@@ -733,4 +738,4 @@ def worker_pool(n: int, reader: SliceReader) -> ProcessPoolExecutor:
 
     method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
     return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method),
-                               initializer=_init_worker, initargs=(reader,))
+                               initializer=_init_worker, initargs=(reader, os.getpid()))

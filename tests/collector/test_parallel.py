@@ -242,3 +242,21 @@ def test_a_path_listed_twice_is_read_once(home: Path, small_slices: None) -> Non
     two.scan_many(files)
     assert one.tally == two.tally
     assert cursors(one) == cursors(two)  # events counted once per file
+
+
+def test_a_worker_whose_collector_died_while_it_started_exits(tmp_path: Path) -> None:
+    """A spawned worker imports for a while before its initializer runs; a collector SIGKILLed
+    meanwhile has already left it to another parent. The worker must see that its collector is
+    gone (not adopt the new parent as the one to watch, and run forever, keeping the collector's
+    pipes open)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys, time, collector.source as s\n"
+            "s._init_worker(None, int(sys.argv[1]))\n"
+            "time.sleep(60)\n"
+            "sys.exit(3)\n")
+    not_my_parent = os.getpid() + 1_000_000  # no process has it: our parent is this test
+    proc = subprocess.run([sys.executable, "-c", code, str(not_my_parent)], timeout=50,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr  # exited at once, not after the sleep

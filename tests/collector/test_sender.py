@@ -11,7 +11,8 @@ from pathlib import Path
 from collector.config import CollectorSettings
 from collector.machine import this_machine
 from collector.outbox import FileRow, Outbox
-from collector.sender import BackgroundSender
+from collector.background import BackgroundSender
+from collector.sender import Sender
 
 
 def test_stop_cancels_a_request_the_server_never_answers(tmp_path: Path) -> None:
@@ -40,3 +41,22 @@ def test_stop_cancels_a_request_the_server_never_answers(tmp_path: Path) -> None
     assert sent == [] and outbox.pending() == 5  # nothing acknowledged, nothing lost
     background.start()  # and it starts again
     background.stop()
+
+
+async def test_a_request_unanswered_past_request_timeout_fails_and_keeps_its_events(
+        tmp_path: Path) -> None:
+    silent = socket.create_server(("127.0.0.1", 0), backlog=16)
+    path = tmp_path / "buffer.sqlite3"
+    outbox = Outbox(path)
+    outbox.commit(FileRow(path="f", agent="codex"),
+                  [(bytes([n]) * 16, "codex", b'{"kind":"system"}') for n in range(1, 6)])
+    settings = CollectorSettings(server_url=f"http://127.0.0.1:{silent.getsockname()[1]}/graphql",
+                                 state_dir=str(tmp_path), request_timeout=0.5, stall_seconds=0.2)
+    try:
+        async with Sender(settings, path, this_machine()) as sender:
+            assert not await sender.drain(attempts=1)
+    finally:
+        silent.close()
+    assert sender.last_error == f"no answer from {settings.server_url} within 0.5 s (request_timeout)"
+    assert outbox.meta()["last_error"] == sender.last_error
+    assert outbox.pending() == 5 and outbox.dead.count() == 0

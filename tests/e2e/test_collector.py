@@ -13,9 +13,13 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
+import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,12 +68,21 @@ class Server:
     def __init__(self, url: str) -> None:
         self.url, self.port = url, free_port()
         self.proc: subprocess.Popen | None = None
+        self.log: deque[str] = deque(maxlen=500)  # the server's last log lines
 
     def start(self, **settings: str) -> None:
         env = subprocess_env(DEVLOG_DATABASE_URL=self.url, DEVLOG_LOG_LEVEL="warning", **settings)
         self.proc = subprocess.Popen(devlog_cmd("serve", "--port", str(self.port)), env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _wait_ready(self.proc, f"http://127.0.0.1:{self.port}")
+        # Read what it logs from now on: a full pipe would block the server (it logs every
+        # failed batch), and the collector would wait on it.
+        threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
+
+    def _read_log(self, proc: subprocess.Popen) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            self.log.append(line)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -338,5 +351,140 @@ async def test_devlog_up_runs_server_and_collector(fresh_database, tmp_path: Pat
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def _status(home: Path, port: int) -> str:
+    return subprocess.run(devlog_cmd("collect", "status"), env=collector_env(home, port),
+                          capture_output=True, text=True, timeout=60).stdout
+
+
+async def test_a_backfill_delivers_every_event_beside_ones_the_server_fails_on(
+        server_db: Server, tmp_path: Path) -> None:
+    """A tool name with a NUL made the server fail whole batches, and the backfill stopped with
+    "N events wait in the buffer". Now every other event is delivered; the bad ones are either
+    stored (a server that takes them) or kept as dead letters that status shows."""
+    home = tmp_path / "home"
+    log = home / ".claude" / "projects" / "-poison" / "p.jsonl"
+    log.parent.mkdir(parents=True)
+    (home / "state").mkdir()
+    lines = [line for turn in range(6) for line in claude_turn("p", turn, _now())]
+    poisoned = [n for n, line in enumerate(lines) if b'"name":"Bash"' in line][2]
+    lines[poisoned] = lines[poisoned].replace(b'"name":"Bash"', b'"name":"Ba\\u0000sh"')
+    log.write_bytes(b"".join(line + b"\n" for line in lines))
+    want = expected_ids(home)
+    result = subprocess.run(devlog_cmd("collect", "backfill"), env=collector_env(home, server_db.port),
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    ids, _n, _out = await stored(server_db.url)
+    missing = want - set(ids)
+    assert len(missing) <= 2  # the tool call with the NUL, and its result
+    status = _status(home, server_db.port)
+    assert "(0 waiting" in status, status
+    if missing:
+        with sqlite3.connect(home / "state" / "buffer.sqlite3") as db:
+            dead = {str(uuid.UUID(bytes=r[0])) for r in db.execute("SELECT id FROM dead_letter")}
+        assert dead == missing
+        assert f"dead letters: {len(missing)} event(s) the server failed on alone" in status, status
+        assert "kept as dead letters" in result.stderr
+
+
+async def test_a_claude_code_log_whose_cwd_is_1100_characters_backfills_completely(
+        server_db: Server, tmp_path: Path) -> None:
+    """Depends on the server storing long identifying keys whole (issue 11, part 1)."""
+    home = tmp_path / "home"
+    cwd = "/home/dev/" + "/".join(f"{n:02d}-" + "p" * 96 for n in range(11))
+    cwd = cwd[:1100]
+    assert len(cwd) == 1100
+    log = home / ".claude" / "projects" / ("-" + "p" * 200) / "long.jsonl"
+    log.parent.mkdir(parents=True)
+    (home / "state").mkdir()
+    log.write_bytes(claude_session("long-cwd", 4, cwd=cwd))
+    want = expected_ids(home)
+    result = subprocess.run(devlog_cmd("collect", "backfill"), env=collector_env(home, server_db.port),
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    ids, session_events, _out = await stored(server_db.url)
+    assert sorted(ids) == sorted(want)
+    assert session_events == len(want)
+    status = _status(home, server_db.port)
+    assert "(0 waiting" in status and "dead letters" not in status, status
+    conn = await asyncpg.connect(server_db.url)
+    try:
+        paths = {r["path"] for r in await conn.fetch("SELECT path FROM workspace")}
+    finally:
+        await conn.close()
+    assert cwd in paths  # stored whole
+
+
+async def test_status_shows_a_server_that_does_not_answer_while_the_request_waits(tmp_path: Path) -> None:
+    """A server that accepts the connection and never answers (a hung process, a database
+    SIGSTOPped behind it): within stall_seconds `devlog collect status` shows the delivery error,
+    while the request still waits (request_timeout is far longer), and nothing leaves the buffer."""
+    home = tmp_path / "home"
+    log = home / ".claude" / "projects" / "-hung" / "h.jsonl"
+    log.parent.mkdir(parents=True)
+    (home / "state").mkdir()
+    log.write_bytes(claude_session("hung", 2))
+    want = expected_ids(home)
+    silent = socket.create_server(("127.0.0.1", 0), backlog=16)  # listens, never answers
+    port = silent.getsockname()[1]
+    proc = collect(home, port, DEVLOG_COLLECTOR_STALL_SECONDS="0.5",
+                   DEVLOG_COLLECTOR_REQUEST_TIMEOUT="600")
+    try:
+        status = ""
+        for _ in range(150):
+            status = _status(home, port)
+            if "no answer from" in status:
+                break
+            await asyncio.sleep(0.2)
+        assert f"no answer from http://127.0.0.1:{port}/graphql for 0.5 s; still waiting" in status, status
+        assert f"({len(want)} waiting" in status, status
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        silent.close()
+    with sqlite3.connect(home / "state" / "buffer.sqlite3") as db:
+        kept = {str(uuid.UUID(bytes=r[0])) for r in db.execute("SELECT id FROM outbox")}
+    assert kept == want
+
+
+async def test_the_live_collector_delivers_around_an_event_the_server_fails_on(
+        server_db: Server, tmp_path: Path) -> None:
+    """Live, a bad event arrives in a batch of its own or with the next lines: it is kept as a
+    dead letter (or stored by a server that takes it) and the lines after it keep flowing."""
+    home = tmp_path / "home"
+    log = home / ".claude" / "projects" / "-live-poison" / "lp.jsonl"
+    log.parent.mkdir(parents=True)
+    (home / "state").mkdir()
+    log.write_bytes(claude_session("lp", 2))
+    proc = collect(home, server_db.port)
+    try:
+        first = expected_ids(home)
+        ids = await wait_for(server_db.url, first)
+        assert first <= set(ids)
+        bad = [line.replace(b'"name":"Bash"', b'"name":"Ba\\u0000sh"')
+               for line in claude_turn("lp", 2, _now())]
+        with log.open("ab") as fh:
+            fh.write(b"".join(line + b"\n" for line in bad))
+            fh.flush()
+            await asyncio.sleep(1.0)
+            fh.write(b"".join(line + b"\n" for line in claude_turn("lp", 3, _now())))
+        want = expected_ids(home)
+        after = want - first
+        deadline = time.monotonic() + 60
+        while True:
+            ids = set((await stored(server_db.url))[0])
+            with sqlite3.connect(home / "state" / "buffer.sqlite3") as db:
+                dead = {str(uuid.UUID(bytes=r[0])) for r in db.execute("SELECT id FROM dead_letter")}
+                waiting = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            if (after <= ids | dead and not waiting) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert want - ids == dead and len(dead) <= 2, (len(want - ids), len(dead))
+        assert not waiting
+    finally:
+        err = stop(proc)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
