@@ -44,7 +44,7 @@ async def principal_of(conn: ASGIConnection):  # noqa: ANN201 - app.access.Princ
 
 async def guard(conn: ASGIConnection, _handler: BaseRouteHandler) -> None:
     action = action_of(conn.scope.get("path_template", conn.scope["path"]))
-    if action is GRAPHQL or action is Action.OPEN:
+    if action == GRAPHQL or action is Action.OPEN:
         return
     try:
         policy.authorise(await principal_of(conn), action)  # type: ignore[arg-type]
