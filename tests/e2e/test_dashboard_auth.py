@@ -19,9 +19,10 @@ from tests.helpers import free_port
 async def test_pages_need_a_key_beyond_loopback(database_url: str, server: str) -> None:
     port = free_port()
     proc = _serve(database_url, "0.0.0.0", port)
+    record = None
     try:
         await asyncio.to_thread(_wait_ready, proc, f"http://127.0.0.1:{port}")
-        _record, secret = await keys.create(f"ui-{uuid.uuid4().hex[:6]}")
+        record, secret = await keys.create(f"ui-{uuid.uuid4().hex[:6]}")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
             r = await c.get("/sessions?agent=codex")
             assert r.status_code == 303 and r.headers["location"] == "/login?next=/sessions%3Fagent%3Dcodex"
@@ -52,5 +53,7 @@ async def test_pages_need_a_key_beyond_loopback(database_url: str, server: str) 
             r = await c.get("/projects", headers={"Authorization": f"Bearer {secret}"})
             assert r.status_code == 200
     finally:
+        if record is not None:
+            await keys.revoke(record.name)
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
