@@ -17,7 +17,8 @@ def bearer(value: Any) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def from_headers(headers: Mapping[str, str], cookies: Mapping[str, str] | None = None) -> str | None:
+def from_headers(headers: Mapping[str, str],
+                 cookies: Mapping[str, str] | None = None) -> str | None:
     """The header's key, else (pages only: pass ``cookies``) the sign-in cookie's."""
     token = bearer(headers.get("authorization"))
     if token is None and cookies is not None:

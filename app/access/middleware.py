@@ -38,7 +38,8 @@ class AccessMiddleware:
         host = headers.get(b"host")
         host_text = host.decode("latin-1") if host is not None else None
         if not self.hosts.allows(host_text):
-            await _refuse(scope, send, 421, MISDIRECTED.format(name=hosts.hostname(host_text or "")))
+            name = hosts.hostname(host_text or "")
+            await _refuse(scope, send, 421, MISDIRECTED.format(name=name))
             return
         if (kind == "websocket" or scope["method"] not in origin.SAFE_METHODS) \
                 and origin.cross_site(headers):

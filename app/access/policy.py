@@ -50,7 +50,8 @@ def authorise(principal: Principal, action: Action | None) -> None:
     if action is not None and principal.may(action):
         return
     if action is None:
-        raise AccessDenied("this operation is not covered by the access policy (app/access): refused")
+        raise AccessDenied("this operation is not covered by the access policy (app/access): "
+                           "refused")
     bad = " (the key sent is not valid, or was revoked)" if principal.bad_key else ""
     if action is Action.INGEST:
         raise AccessDenied(f"ingest needs an API key{bad}: {KEY_HINT}")

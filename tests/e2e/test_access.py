@@ -298,7 +298,8 @@ async def test_beyond_loopback_nothing_but_health_answers_without_a_key(database
 
 
 async def test_beyond_loopback_with_allowed_hosts_only_those_names(database_url: str) -> None:
-    async with serving(database_url, "0.0.0.0", DEVLOG_ALLOWED_HOSTS="devlog.team.internal") as base:
+    async with serving(database_url, "0.0.0.0",
+                       DEVLOG_ALLOWED_HOSTS="devlog.team.internal") as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as c:
             for name, status in [("devlog.team.internal", 200), ("127.0.0.1", 200),
                                  (ATTACKER, 421), ("10.0.0.5", 421)]:

@@ -38,8 +38,9 @@ async def test_a_rebound_name_shows_no_data(server: str, chromium) -> None:
     assert "DNS rebinding" in await page.content()
     # the page's own script cannot read the API either
     answer = await page.evaluate("""async () => {
-        const r = await fetch('/graphql', {method: 'POST', headers: {'content-type': 'application/json'},
-                                           body: JSON.stringify({query: '{ projects { id } }'})});
+        const r = await fetch('/graphql', {
+            method: 'POST', headers: {'content-type': 'application/json'},
+            body: JSON.stringify({query: '{ projects { id } }'})});
         return [r.status, await r.text()];
     }""")
     assert answer[0] == 421 and "projects" not in answer[1]
@@ -48,14 +49,16 @@ async def test_a_rebound_name_shows_no_data(server: str, chromium) -> None:
     assert response.status == 200 and await page.title() == "Overview · devlog"
 
 
-async def test_sign_in_and_out_and_no_sign_in_from_another_site(database_url: str, chromium) -> None:
+async def test_sign_in_and_out_and_no_sign_in_from_another_site(database_url: str,
+                                                                 chromium) -> None:
     async with serving(database_url, "0.0.0.0") as base, a_key("browser") as (_name, secret):
         page = await chromium.new_page()
         # a page on another site posting the sign-in form (login CSRF) is refused
-        await page.route(f"http://{ATTACKER}/", lambda route: route.fulfill(content_type="text/html", body=(
-            f'<form id="f" method="post" action="{base}/login">'
-            f'<input name="key" value="{secret}"><input name="next" value="/"></form>'
-            '<script>document.getElementById("f").submit()</script>')))
+        elsewhere = (f'<form id="f" method="post" action="{base}/login">'
+                     f'<input name="key" value="{secret}"><input name="next" value="/"></form>'
+                     '<script>document.getElementById("f").submit()</script>')
+        await page.route(f"http://{ATTACKER}/",
+                         lambda route: route.fulfill(content_type="text/html", body=elsewhere))
         async with page.expect_navigation(url=f"{base}/login"):
             await page.goto(f"http://{ATTACKER}/")
         assert "another site" in await page.content()
