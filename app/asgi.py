@@ -23,6 +23,8 @@ from litestar.static_files import create_static_files_router
 from strawberry.litestar import make_graphql_controller
 
 from app import lifespan
+from app.access import routes as access_routes
+from app.access.middleware import AccessMiddleware
 from app.bus import Bus
 from app.db import watchdog
 from app.errors import DatabaseUnavailable
@@ -105,7 +107,7 @@ def create_app(settings: Settings | None = None,
             app.state.watchdog.on_new_url.append(lambda url: setattr(app.state.bus, "url", url))
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             GraphQLController,
             healthz,
@@ -123,6 +125,11 @@ def create_app(settings: Settings | None = None,
         middleware=[partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
         request_max_body_size=settings.max_body_bytes,
         logging_config=LoggingConfig(configure_root_logger=False, disable_stack_trace={404}),
+        guards=[access_routes.guard],  # every route: READ unless app/access/routes.py says
         openapi_config=None,
         debug=False,
     )
+    # Before routing, for every HTTP request, SSE stream and WebSocket: Host allow-list,
+    # cross-site refusal, revoked keys' connections closed (app/access/middleware.py).
+    app.asgi_handler = AccessMiddleware(app.asgi_handler, settings)
+    return app

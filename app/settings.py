@@ -42,6 +42,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ] = None
     host: Annotated[str, _doc("Address `devlog serve` listens on.")] = "127.0.0.1"
     port: Annotated[int, _doc("Port `devlog serve` listens on.")] = 3200
+    allowed_hosts: Annotated[
+        str | list[str],
+        _doc("More host names the server answers to (comma-separated; `*.example.com`, `*`). "
+             "Beyond loopback, set: only these (and loopback names) are accepted."),
+    ] = ""
     data_dir: Annotated[
         str, _doc("Where devlog keeps its state, including the embedded PostgreSQL cluster.")
     ] = ""

@@ -63,7 +63,8 @@ def list_() -> None:
 
 @keys.command()
 def revoke(key: str = typer.Argument(..., help="The key's name, prefix (as listed) or id.")) -> None:
-    """Revoke a key; clients using it are refused from then on."""
+    """Revoke a key; clients using it are refused from then on, and the live streams (SSE,
+    WebSocket subscriptions) opened with it end within seconds."""
     from app.errors import DevlogError
     from app.services import keys as service
 

@@ -7,7 +7,6 @@ import strawberry
 
 from app.gql.context import Info
 from app.gql.inputs import EventFilterInput, SessionFilterInput
-from app.gql.permissions import CanRead
 from app.gql.types.common import PageInfo
 from app.gql.types.Event import EventConnection
 from app.gql.types.Health import Health
@@ -38,7 +37,6 @@ from app.services import sessions as session_service
 from app.services import usage as usage_service
 
 MAX_LIST = 500
-READ = [CanRead]
 
 
 @strawberry.type
@@ -47,18 +45,17 @@ class Query:
     async def health(self, info: Info) -> Health:
         return Health.from_record(await health_service.check(embedded=info.context.embedded))
 
-    @strawberry.field(permission_classes=READ, description="Projects, most recently active first.")
+    @strawberry.field(description="Projects, most recently active first.")
     async def projects(self, first: int = 100) -> list[Project]:
         records = await project_service.list_projects(limit=max(0, min(first, MAX_LIST)))
         return [Project.from_record(r) for r in records]
 
-    @strawberry.field(permission_classes=READ, description="Machines, most recently active first.")
+    @strawberry.field(description="Machines, most recently active first.")
     async def machines(self, first: int = 100) -> list[Machine]:
         records = await project_service.list_machines(limit=max(0, min(first, MAX_LIST)))
         return [Machine.from_record(r) for r in records]
 
-    @strawberry.field(permission_classes=READ,
-                      description="Sessions, newest activity first (cursor pagination).")
+    @strawberry.field(description="Sessions, newest activity first (cursor pagination).")
     async def sessions(self, filter: SessionFilterInput | None = None, first: int = 50,
                        after: str | None = None) -> SessionConnection:
         f = filter.to_service() if filter else session_service.SessionFilter()
@@ -69,26 +66,25 @@ class Query:
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
             filter=f)
 
-    @strawberry.field(permission_classes=READ, description="One session by id.")
+    @strawberry.field(description="One session by id.")
     async def session(self, info: Info, id: strawberry.ID) -> Session | None:
         rec = await info.context.loaders.session_by_id.load(parse_id(id))
         return Session.from_record(rec) if rec and rec.last_event_at else None
 
-    @strawberry.field(permission_classes=READ,
-                      description="Events across sessions, newest first (cursor pagination).")
+    @strawberry.field(description="Events across sessions, newest first (cursor pagination).")
     async def events(self, filter: EventFilterInput | None = None, first: int = 100,
                      after: str | None = None) -> EventConnection:
         f = filter.to_service() if filter else None
         return EventConnection.from_page(await event_service.list_events(f, first=first, after=after))
 
-    @strawberry.field(permission_classes=READ, description=(
+    @strawberry.field(description=(
         "Now and today: active sessions, today's events, tokens and cost, events per minute over "
         "the last hour, top tools and models. `timeZone` (IANA) decides when today began."))
     async def overview(self, time_zone: str = "UTC") -> Overview:
         now = datetime.now(UTC)
         return Overview.from_record(await overview_service.overview(now, time_zone))
 
-    @strawberry.field(permission_classes=READ, description=(
+    @strawberry.field(description=(
         "Usage over a range: events, sessions, calls, errors, tokens by bucket and cost, per time "
         "bucket (in `timeZone`) and per group. Exact and current to the last ingested event."))
     async def usage(self, info: Info, range: TimeRangeInput, bucket: TimeBucket = TimeBucket.DAY,
@@ -101,7 +97,7 @@ class Query:
             with_sessions=_selects(info, "sessions"))
         return UsageReport.from_record(report)
 
-    @strawberry.field(permission_classes=READ, description=(
+    @strawberry.field(description=(
         "Per tool over a range: calls, errors and error rate, duration p50/p95, lines changed, "
         "most touched files. Most used first."))
     async def tool_stats(self, range: TimeRangeInput, filter: UsageFilterInput | None = None,
@@ -111,7 +107,7 @@ class Query:
                                                top_files=max(0, min(top_files, 50)))
         return [ToolStat.from_record(s) for s in stats]
 
-    @strawberry.field(permission_classes=READ, description=(
+    @strawberry.field(description=(
         "Per model over a range: calls, tokens by bucket, cost, unpriced calls, latency p50/p95."))
     async def model_stats(self, range: TimeRangeInput,
                           filter: UsageFilterInput | None = None) -> list[ModelStat]:
@@ -119,7 +115,7 @@ class Query:
         stats = await usage_service.model_stats(since, until, filter.to_service() if filter else None)
         return [ModelStat.from_record(s) for s in stats]
 
-    @strawberry.field(permission_classes=READ, description=(
+    @strawberry.field(description=(
         "Subscription plans: Claude's 5-hour usage blocks (current one with burn rate and "
         "projection) and Codex's rate-limit windows. `machine` limits both to one machine."))
     async def plans(self, machine: strawberry.ID | None = None) -> Plans:
@@ -129,7 +125,7 @@ class Query:
         return Plans(claude_blocks=[UsageBlock.from_record(b) for b in blocks],
                      codex_windows=[RateLimitWindow.from_record(w) for w in windows])
 
-    @strawberry.field(permission_classes=READ, description=(
+    @strawberry.field(description=(
         "Model prices costs are computed from. With `model`: the priced model that name "
         "resolves to, as ingest resolves it (dated ids, aliases, `provider/` prefixes; "
         "`provider` is the one the agent reported), with all its dated prices — empty when "
@@ -142,7 +138,7 @@ class Query:
             records = found.prices if found else []
         return [Price.from_record(r) for r in records]
 
-    @strawberry.field(permission_classes=READ, description="The scheduled jobs and their last runs.")
+    @strawberry.field(description="The scheduled jobs and their last runs.")
     async def jobs(self, info: Info) -> list[Job]:
         sched = info.context.scheduler
         out = []

@@ -7,6 +7,7 @@ from strawberry.extensions import AddValidationRules, ParserCache, ValidationCac
 from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.config import StrawberryConfig
 
+from app.access.graphql import Authorise
 from app.gql.mutations import Mutation
 from app.gql.queries import Query
 from app.gql.scalars.BigInt import BigInt, BigIntDefinition
@@ -33,6 +34,7 @@ schema = strawberry.Schema(
     subscription=Subscription,
     config=StrawberryConfig(scalar_map={EventBatch: EventBatchDefinition, BigInt: BigIntDefinition}),
     extensions=[
+        Authorise,  # the access policy of every root field (app/access/graphql.py)
         # Clients (the collector, the dashboard) send the same few documents over and over;
         # parse and validation are most of a small operation's cost, so both are cached
         # (bounded LRU, shared across requests).

@@ -9,13 +9,10 @@ import strawberry
 from app.bus import Delivery
 from app.gql.context import Info
 from app.gql.inputs import EventFilterInput
-from app.gql.permissions import CanRead
 from app.gql.types.Event import Event
 from app.gql.types.Health import Health
 from app.gql.types.Session import Session, parse_id
 from app.services import health as health_service
-
-READ = [CanRead]
 
 
 @strawberry.input(description="All conditions must hold.")
@@ -49,7 +46,7 @@ class Subscription:
             yield Health.from_record(await health_service.check(embedded=info.context.embedded))
             await asyncio.sleep(interval)
 
-    @strawberry.subscription(permission_classes=READ, description=(
+    @strawberry.subscription(description=(
         "Each new event (ingested by any server process) matching the filter, in commit order. "
         "A subscriber that falls DEVLOG_SUBSCRIBER_QUEUE events behind is closed with an error; "
         "resubscribe (and query `events` for the gap)."))
@@ -75,7 +72,7 @@ class Subscription:
         async for item in _stream(info, accepts):
             yield Event.from_record(item)
 
-    @strawberry.subscription(permission_classes=READ, description=(
+    @strawberry.subscription(description=(
         "A session (with fresh rollups) each time events for it are committed. Closed with an "
         "error if the subscriber falls DEVLOG_SUBSCRIBER_QUEUE updates behind."))
     async def session_updated(self, info: Info, filter: SessionWatchInput | None = None

@@ -209,13 +209,13 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int
             payload_json = payloads[index]
             if payload_json is not None and "\\u0000" in payload_json:  # jsonb rejects it
                 payload_json = encode_payload(msgspec.json.decode(payload_json))
-        size = len(payload_json) if payload_json else 0
+        size = _utf8_len(payload_json) if payload_json else 0
         if event.content:
-            size += len(event.content)
+            size += _utf8_len(event.content)
         if event.command:
-            size += len(event.command)
+            size += _utf8_len(event.command)
         if event.error:
-            size += len(event.error)
+            size += _utf8_len(event.error)
         if size > max_event_bytes:
             rejected.append(Rejection(
                 index=index, id=str(event.id),
@@ -229,6 +229,11 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int
         seen.add(key)
         append(PreparedEvent(event, key, session_key(event.agent, event.session), payload_json))
     return batch, prepared, rejected, repeats
+
+
+def _utf8_len(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (the limit counts bytes: 1 MB of emoji is 4 MB stored)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 async def ingest_batch(batch_obj: Any, *, max_events: int, max_event_bytes: int) -> IngestResult:

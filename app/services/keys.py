@@ -72,14 +72,34 @@ async def any_active() -> bool:
     return _active_cache[1]
 
 
-async def verify(secret: str) -> bool:
+class KeyIdentity(msgspec.Struct, frozen=True):
+    """Who a valid key is: what a caller's principal records."""
+
+    id: uuid.UUID
+    name: str
+
+
+async def identify(secret: str) -> KeyIdentity | None:
+    """The active key with this secret (its last use recorded, at most once a minute), or
+    None when no such key exists or it was revoked."""
+    digest = _hash(secret)
     rows = await fetch(
         """UPDATE api_key SET last_used_at = now()
            WHERE secret_hash = $1 AND revoked_at IS NULL
              AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-           RETURNING id""", _hash(secret))
-    if rows:
-        return True
-    rows = await fetch("SELECT 1 FROM api_key WHERE secret_hash = $1 AND revoked_at IS NULL",
-                       _hash(secret))
-    return bool(rows)
+           RETURNING id, name""", digest)
+    if not rows:
+        rows = await fetch("SELECT id, name FROM api_key WHERE secret_hash = $1 AND revoked_at IS NULL",
+                           digest)
+    return KeyIdentity(rows[0]["id"], rows[0]["name"]) if rows else None
+
+
+async def verify(secret: str) -> bool:
+    return await identify(secret) is not None
+
+
+async def revoked_among(ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these keys are revoked (or gone)."""
+    rows = await fetch("SELECT id FROM api_key WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL",
+                       ids)
+    return set(ids) - {r["id"] for r in rows}

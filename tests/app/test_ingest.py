@@ -294,7 +294,7 @@ async def test_ingest_needs_a_key_once_keys_exist(client) -> None:
 @pytest.mark.parametrize("host,expected", [("127.0.0.1", True), ("::1", True), ("localhost", True),
                                            ("0.0.0.0", False), ("192.168.1.5", False)])
 def test_loopback_detection(host: str, expected: bool) -> None:
-    from app.gql.permissions import is_loopback
+    from app.access import is_loopback
 
     assert is_loopback(host) is expected
 

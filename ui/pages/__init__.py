@@ -26,15 +26,15 @@ PAGES = [
 ]
 
 
-
-
 def routes() -> list:
-    """The pages and live streams behind the reader check, and the login pages in front."""
+    """The pages and live streams (READ for the app's access guard: ``app/access/routes.py``;
+    without a key a page redirects to the sign-in form), and the sign-in pages."""
+    from app.access.routes import RouteDenied
     from ui import auth
 
-    guarded = Router(path="/", route_handlers=PAGES, guards=[auth.require_reader],
-                     exception_handlers={auth.LoginRequired: auth.login_redirect})
-    return [guarded, auth.login_form, auth.login, auth.logout]
+    pages = Router(path="/", route_handlers=PAGES,
+                   exception_handlers={RouteDenied: auth.login_redirect})
+    return [pages, auth.login_form, auth.login, auth.logout]
 
 
 def template_config() -> TemplateConfig:
