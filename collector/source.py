@@ -590,11 +590,20 @@ def read_document(parser: DocumentParser, data: bytes, path: Path) -> tuple[list
         return [], "parser failed (see the collector log)"
 
 
+def outbox_key(event: Event) -> bytes:
+    """The event's key in the outbox: its id, and its revision when it has one — so a revision
+    of an event still waiting there is kept beside it, not dropped as a repeat (the server keeps
+    the highest revision, whatever order they arrive in)."""
+    if event.revision:
+        return event.id.bytes + event.revision.to_bytes(4, "big")
+    return event.id.bytes
+
+
 def encode_bodies(events: list[Event], settings: CollectorSettings) -> list[tuple[bytes, str, bytes]]:
-    """(id, agent, JSON body) of each event as it may leave the machine (redacted, or metadata
-    only, as the settings say)."""
+    """(outbox key, agent, JSON body) of each event as it may leave the machine (redacted, or
+    metadata only, as the settings say)."""
     redact, metadata_only = settings.redact, settings.metadata_only
-    return [(e.id.bytes, e.agent, _encoder.encode(prepare(e, redact=redact, metadata_only=metadata_only)))
+    return [(outbox_key(e), e.agent, _encoder.encode(prepare(e, redact=redact, metadata_only=metadata_only)))
             for e in events]
 
 
