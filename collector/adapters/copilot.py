@@ -128,7 +128,6 @@ class Counts(msgspec.Struct, rename="camel"):
 
 class ResultMetadata(Counts):
     resolved_model: str | None = None
-    usage: Counts | None = None
 
 
 class Timings(msgspec.Struct, rename="camel"):
@@ -521,12 +520,11 @@ def _model(req: Request, result: Result) -> str | None:
 
 
 def _reported_tokens(req: Request, result: Result) -> Tokens | None:
-    """Counts Copilot recorded, from the first place that has them: ``result.metadata``,
-    ``result.usage`` (``promptTokens``/``completionTokens``), ``result.metadata.usage``,
-    ``result`` itself, or the request's ``usage`` — builds and exports differ in where they
-    write them. None when no place has any (the call is then estimated)."""
-    meta = result.metadata
-    for src in (meta, result.usage, meta.usage if meta else None, result, req.usage):
+    """Counts Copilot recorded, from the first place that has them: ``result.metadata``
+    (``promptTokens``/``outputTokens``), ``result.usage`` (``promptTokens``/``completionTokens``),
+    ``result`` itself, or the request's ``usage`` — builds differ in where they write them.
+    None when no place has any (the call is then estimated)."""
+    for src in (result.metadata, result.usage, result, req.usage):
         if src is None:
             continue
         prompt = _count(src.prompt_tokens)
