@@ -7,7 +7,7 @@
   out again.
 - ``outbox``: events waiting for the server, in order, encoded as the JSON the mutation takes.
   A row is deleted only after the server acknowledged it (the server acknowledges only what it
-  committed).
+  committed), or when a newer revision of its event replaces it before it was sent.
 - ``rejected``: events the server refused, with its reason; kept for ``status`` and not retried.
 - ``meta``: last delivery, last error, counters.
 
@@ -117,14 +117,37 @@ class Outbox:
         return None if row is None else self._file_row(row)
 
     def commit(self, row: FileRow, events: Iterable[tuple[bytes, str, bytes]]) -> int:
-        """Store events (id, agent, JSON body) and the file's new cursor atomically.
-        Returns how many events were new to the buffer."""
+        """Store events (key, agent, JSON body) and the file's new cursor atomically. Returns by
+        how many events the buffer grew.
+
+        A key is the event id (16 bytes), followed by its revision (4 bytes, big-endian) when it
+        has one. Of one event's versions only the highest waits: a revision replaces the lower
+        ones still waiting (not sent yet, or in flight: their acknowledgement then deletes
+        nothing), and one lower than a version waiting is not stored. Versions sent already are
+        the server's to order (it keeps the highest)."""
+        events = events if isinstance(events, list) else list(events)
+        plain = [e for e in events if len(e[0]) <= 16]
+        revised = [e for e in events if len(e[0]) > 16]
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             before = self.db.total_changes
-            cur.executemany("INSERT OR IGNORE INTO outbox (id, agent, body) VALUES (?, ?, ?)", events)
+            cur.executemany("INSERT OR IGNORE INTO outbox (id, agent, body) VALUES (?, ?, ?)", plain)
+            if revised:
+                # Keys of one event sort by revision (the bare id first): at most one version
+                # waits, the highest — a lower one arriving later is not stored, and a higher
+                # one replaces those waiting.
+                cur.executemany(
+                    "INSERT OR IGNORE INTO outbox (id, agent, body) SELECT ?1, ?2, ?3 "
+                    "WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE id > ?1 AND id <= ?4)",
+                    [(key, agent, body, key[:16] + b"\xff\xff\xff\xff")
+                     for key, agent, body in revised])
             added = self.db.total_changes - before
+            if revised:
+                before = self.db.total_changes
+                cur.executemany("DELETE FROM outbox WHERE id >= ? AND id < ?",
+                                [(key[:16], key) for key, _agent, _body in revised])
+                added -= self.db.total_changes - before
             cur.execute(
                 "INSERT INTO file (path, agent, dev, ino, size, mtime_ns, offset, state, events, "
                 "skipped, last_error, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
