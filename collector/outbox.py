@@ -7,7 +7,7 @@
   out again.
 - ``outbox``: events waiting for the server, in order, encoded as the JSON the mutation takes.
   A row is deleted only after the server acknowledged it (the server acknowledges only what it
-  committed), or when a newer revision of its event replaces it before it was sent.
+  committed), or when a higher ``revision`` of its event replaces it before it was sent.
 - ``rejected``: events the server refused, with its reason; kept for ``status`` and not retried.
 - ``meta``: last delivery, last error, counters.
 
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id BLOB NOT NULL UNIQUE,
     agent TEXT NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS rejected (
     id BLOB PRIMARY KEY,
@@ -97,6 +98,9 @@ class Outbox:
         self.db.execute("PRAGMA journal_size_limit=67108864")
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.executescript(SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(outbox)")}
+        if "revision" not in columns:  # a buffer of an older collector
+            self.db.execute("ALTER TABLE outbox ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.db.close()
@@ -116,38 +120,39 @@ class Outbox:
         row = self.db.execute(f"{self._FILE_COLUMNS} WHERE path = ?", (path,)).fetchone()
         return None if row is None else self._file_row(row)
 
-    def commit(self, row: FileRow, events: Iterable[tuple[bytes, str, bytes]]) -> int:
-        """Store events (key, agent, JSON body) and the file's new cursor atomically. Returns by
-        how many events the buffer grew.
+    def commit(self, row: FileRow, events: Iterable[tuple]) -> int:
+        """Store events (id, agent, JSON body[, revision]) and the file's new cursor atomically.
+        Returns by how many events the buffer grew.
 
-        A key is the event id (16 bytes), followed by its revision (4 bytes, big-endian) when it
-        has one. Of one event's versions only the highest waits: a revision replaces the lower
-        ones still waiting (not sent yet, or in flight: their acknowledgement then deletes
-        nothing), and one lower than a version waiting is not stored. Versions sent already are
-        the server's to order (it keeps the highest)."""
-        events = events if isinstance(events, list) else list(events)
-        plain = [e for e in events if len(e[0]) <= 16]
-        revised = [e for e in events if len(e[0]) > 16]
+        Of one event's versions only the highest waits: a higher revision replaces a lower one
+        still waiting (not sent yet, or in flight: its acknowledgement then deletes nothing; the
+        server keeps the highest of what it gets), and a version not above the one waiting is
+        not stored."""
+        plain: list[tuple[bytes, str, bytes]] = []
+        highest: dict[bytes, tuple[bytes, str, bytes, int]] = {}
+        for event in events:
+            if len(event) > 3 and event[3]:
+                seen = highest.get(event[0])
+                if seen is None or event[3] > seen[3]:
+                    highest[event[0]] = event
+            else:
+                plain.append(event[:3])
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             before = self.db.total_changes
             cur.executemany("INSERT OR IGNORE INTO outbox (id, agent, body) VALUES (?, ?, ?)", plain)
-            if revised:
-                # Keys of one event sort by revision (the bare id first): at most one version
-                # waits, the highest — a lower one arriving later is not stored, and a higher
-                # one replaces those waiting.
-                cur.executemany(
-                    "INSERT OR IGNORE INTO outbox (id, agent, body) SELECT ?1, ?2, ?3 "
-                    "WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE id > ?1 AND id <= ?4)",
-                    [(key, agent, body, key[:16] + b"\xff\xff\xff\xff")
-                     for key, agent, body in revised])
             added = self.db.total_changes - before
-            if revised:
+            if highest:
+                revised = list(highest.values())
                 before = self.db.total_changes
-                cur.executemany("DELETE FROM outbox WHERE id >= ? AND id < ?",
-                                [(key[:16], key) for key, _agent, _body in revised])
+                cur.executemany("DELETE FROM outbox WHERE id = ? AND revision < ?",
+                                [(i, r) for i, _a, _b, r in revised])
                 added -= self.db.total_changes - before
+                before = self.db.total_changes
+                cur.executemany("INSERT OR IGNORE INTO outbox (id, agent, body, revision) "
+                                "VALUES (?, ?, ?, ?)", revised)
+                added += self.db.total_changes - before
             cur.execute(
                 "INSERT INTO file (path, agent, dev, ino, size, mtime_ns, offset, state, events, "
                 "skipped, last_error, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "

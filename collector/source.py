@@ -262,7 +262,7 @@ class Reader:
         bodies = [] if self.dry_run else encode_bodies(events, self.settings)
         return self._store(row, bodies, len(events), result)
 
-    def _store(self, row: FileRow, bodies: list[tuple[bytes, str, bytes]], parsed: int,
+    def _store(self, row: FileRow, bodies: list[tuple[bytes, str, bytes, int]], parsed: int,
                result: ScanResult) -> ScanResult:
         result.parsed += parsed
         row.events += parsed
@@ -590,21 +590,12 @@ def read_document(parser: DocumentParser, data: bytes, path: Path) -> tuple[list
         return [], "parser failed (see the collector log)"
 
 
-def outbox_key(event: Event) -> bytes:
-    """The event's key in the outbox: its id, and its revision when it has one — so a revision
-    of an event still waiting there is kept beside it, not dropped as a repeat (the server keeps
-    the highest revision, whatever order they arrive in)."""
-    if event.revision:
-        return event.id.bytes + event.revision.to_bytes(4, "big")
-    return event.id.bytes
-
-
-def encode_bodies(events: list[Event], settings: CollectorSettings) -> list[tuple[bytes, str, bytes]]:
-    """(outbox key, agent, JSON body) of each event as it may leave the machine (redacted, or
+def encode_bodies(events: list[Event], settings: CollectorSettings) -> list[tuple[bytes, str, bytes, int]]:
+    """(id, agent, JSON body, revision) of each event as it may leave the machine (redacted, or
     metadata only, as the settings say)."""
     redact, metadata_only = settings.redact, settings.metadata_only
-    return [(outbox_key(e), e.agent, _encoder.encode(prepare(e, redact=redact, metadata_only=metadata_only)))
-            for e in events]
+    return [(e.id.bytes, e.agent, _encoder.encode(prepare(e, redact=redact, metadata_only=metadata_only)),
+             e.revision) for e in events]
 
 
 # -- worker processes ---------------------------------------------------------------------------
@@ -630,7 +621,7 @@ class Slice(msgspec.Struct, kw_only=True):
 
     offset: int = 0
     state: bytes | None = None
-    bodies: list[tuple[bytes, str, bytes]] = []  # none in a dry run
+    bodies: list[tuple[bytes, str, bytes, int]] = []  # none in a dry run
     tally: Tally = msgspec.field(default_factory=Tally)
     parsed: int = 0
     skipped: int = 0

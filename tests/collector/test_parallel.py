@@ -21,7 +21,7 @@ from collector.adapters.base import EVENT_NAMESPACE, Context, event_id, parse_fi
 from collector.adapters.claude_code import ClaudeCode
 from collector.config import CollectorSettings
 from collector.outbox import Outbox
-from collector.source import Reader, outbox_key, read_slice
+from collector.source import Reader, read_slice
 from tests.agent_logs import claude_session, make_home
 
 AGENTS = ["claude-code", "codex", "copilot"]
@@ -111,7 +111,7 @@ def test_a_full_buffer_stops_the_workers_and_loses_nothing(home: Path, small_sli
     # into the new rollout): the buffer holds it once at a time, the server keeps it once.
     files_with: Counter[bytes] = Counter()
     for adapter, path in reader.discover():
-        files_with.update({outbox_key(e) for e in parse_file(adapter, path, Context(machine="m1"))})
+        files_with.update({e.id.bytes for e in parse_file(adapter, path, Context(machine="m1"))})
     assert all(n <= files_with[i] for i, n in Counter(delivered).items())
 
 
@@ -202,7 +202,7 @@ def _replacing_read_slice(job: source.Job) -> source.Slice:
 def test_a_file_replaced_between_slices_is_read_again_from_its_start(
         home: Path, small_slices: None, monkeypatch: pytest.MonkeyPatch) -> None:
     path = home / ".claude" / "projects" / "-work-big" / "big-5.jsonl"
-    old = [outbox_key(e) for e in parse_file(ClaudeCode(), path, Context(machine="m1"))]
+    old = [e.id.bytes for e in parse_file(ClaudeCode(), path, Context(machine="m1"))]
     monkeypatch.setattr(source, "read_slice", _replacing_read_slice)
     many = make_reader(home, "many", workers=2)
     read_all(many)

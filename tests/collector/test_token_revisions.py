@@ -130,20 +130,39 @@ def test_the_buffer_keeps_only_the_highest_version_waiting(home: Path) -> None:
     outbox = Outbox(home / "state" / "buffer.sqlite3")
     eid = event_id("claude-code", "llm", "m:r").bytes
 
-    def put(revision: int) -> int:
-        key = eid + revision.to_bytes(4, "big") if revision else eid
-        return outbox.commit(FileRow(path="f", agent="claude-code"), [(key, "claude-code", b"%d" % revision)])
+    def put(*revisions: int) -> int:
+        return outbox.commit(FileRow(path="f", agent="claude-code"),
+                             [(eid, "claude-code", b"%d" % r, r) for r in revisions])
 
     def waiting() -> list[bytes]:
         return [body for _s, _i, _a, body in outbox.next_batch(100)]
 
     assert put(0) == 1 and put(7) == 0 and waiting() == [b"7"]  # replaced: the buffer holds one
-    assert put(5) == 0 and waiting() == [b"7"]  # a lower version arriving later is not stored
+    assert put(5) == 0 and put(7) == 0 and waiting() == [b"7"]  # not above it: not stored
     sent = outbox.next_batch(100)  # in flight when a higher one arrives
     assert put(9) == 0 and waiting() == [b"9"]
     outbox.acknowledge([s for s, *_ in sent], [])  # the acknowledgement of 7 deletes nothing more
     assert waiting() == [b"9"]
+    assert put(11, 13, 12) == 0 and waiting() == [b"13"]  # several in one commit: the highest
     other = event_id("claude-code", "llm", "m2:r").bytes
-    assert outbox.commit(FileRow(path="f", agent="claude-code"),
-                         [(other + b"\x00\x00\x00\x01", "claude-code", b"o")]) == 1
-    assert waiting() == [b"9", b"o"]  # other events are not touched
+    assert outbox.commit(FileRow(path="f", agent="claude-code"), [(other, "claude-code", b"o")]) == 1
+    assert waiting() == [b"13", b"o"]  # other events are not touched
+    assert {i for _s, i, _a, _b in outbox.next_batch(100)} == {eid, other}  # keyed by event id
+
+
+def test_a_buffer_of_an_older_collector_gets_the_revision_column(home: Path) -> None:
+    import sqlite3
+
+    path = home / "state" / "buffer.sqlite3"
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL UNIQUE, "
+                "agent TEXT NOT NULL, body BLOB NOT NULL)")
+    old.execute("INSERT INTO outbox (id, agent, body) VALUES (?, 'claude-code', 'old')", (b"k" * 16,))
+    old.commit()
+    old.close()
+    from collector.outbox import FileRow
+
+    outbox = Outbox(path)
+    assert outbox.commit(FileRow(path="f", agent="claude-code"), [(b"k" * 16, "claude-code", b"new", 3)]) == 0
+    assert [b for _s, _i, _a, b in outbox.next_batch(10)] == [b"new"]
