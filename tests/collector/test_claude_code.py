@@ -245,6 +245,11 @@ record = st.fixed_dictionaries(
         "sessionId": json_values, "uuid": json_values, "message": json_values,
         "toolUseResult": json_values, "agentId": json_values, "cwd": json_values,
         "summary": json_values, "requestId": json_values, "isSidechain": json_values,
+        "data": json_values | st.fixed_dictionaries(
+            {"type": st.just("agent_progress"), "agentId": json_values,
+             "message": json_values | st.fixed_dictionaries(
+                 {"type": st.sampled_from(["assistant", "user", None]), "message": json_values,
+                  "requestId": json_values, "timestamp": json_values})}),
     },
 )
 
