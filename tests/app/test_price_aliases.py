@@ -12,8 +12,8 @@ import pytest
 
 from app.ingest.identity import session_id
 from app.pricing.price_file import PriceFileError
-from app.services import prices, recompute
-from tests.app.test_ingest import ingest
+from app.services import keys, prices, recompute
+from tests.app.test_ingest import ingest as ingest_as
 from tests.factories import event
 from tests.helpers import gql
 
@@ -32,6 +32,15 @@ async def _calls(url: str, native: str) -> list[tuple]:
         await conn.close()
     return [(r["seq"], None if r["cost_usd"] is None else pytest.approx(float(r["cost_usd"])),
              r["cost_source"]) for r in rows]
+
+
+async def ingest(client, events: list[dict]) -> None:
+    """With a key of its own (other tests may have made keys: then ingest needs one)."""
+    record, secret = await keys.create(f"alias-{uuid.uuid4().hex[:6]}")
+    try:
+        await ingest_as(client, events, headers={"Authorization": f"Bearer {secret}"})
+    finally:
+        await keys.revoke(record.name)
 
 
 def _call(native: str, n: int, model: str) -> dict:
