@@ -209,11 +209,18 @@ async def ensure_snapshot(conn: asyncpg.Connection) -> LoadResult | None:
 
 async def version(conn: asyncpg.Connection) -> tuple:
     """Changes whenever a load changed the tables."""
+    aliases = ("(SELECT count(*) FROM model_price_alias), (SELECT max(loaded_at) FROM model_price_alias)"
+               if await _has_aliases(conn) else "0, NULL")
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM model_price), (SELECT max(loaded_at) FROM model_price), "
-        "(SELECT max(loaded_at) FROM model_price_provider), "
-        "(SELECT count(*) FROM model_price_alias), (SELECT max(loaded_at) FROM model_price_alias)")
+        f"(SELECT max(loaded_at) FROM model_price_provider), {aliases}")
     return tuple(row)
+
+
+async def _has_aliases(conn: asyncpg.Connection) -> bool:
+    """Whether the database has the aliases table (migration 0009; a server started with
+    ``--no-migrate`` on an older database still prices by name)."""
+    return await conn.fetchval("SELECT to_regclass('model_price_alias') IS NOT NULL")
 
 
 async def read_book(conn: asyncpg.Connection) -> PriceBook:
@@ -244,7 +251,8 @@ async def read_book(conn: asyncpg.Connection) -> PriceBook:
             m.prices.append(price)
     for m in models.values():
         m.__post_init__()  # sort by date
-    named = {r["name"]: r["model"] for r in await conn.fetch("SELECT name, model FROM model_price_alias")}
+    named = {r["name"]: r["model"] for r in await conn.fetch("SELECT name, model FROM model_price_alias")
+             } if await _has_aliases(conn) else {}
     return PriceBook(providers, list(models.values()), named)
 
 
