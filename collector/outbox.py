@@ -7,7 +7,7 @@
   out again.
 - ``outbox``: events waiting for the server, in order, encoded as the JSON the mutation takes.
   A row is deleted only after the server acknowledged it (the server acknowledges only what it
-  committed).
+  committed), or when a higher ``revision`` of its event replaces it before it was sent.
 - ``dead_letter``: events the server refused, or that a batch-level error was isolated to, with
   its reason; kept aside (not blocking the rest), shown by ``status``, sent again after an
   upgrade or when asked (``collector.deadletters``).
@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id BLOB NOT NULL UNIQUE,
     agent TEXT NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
@@ -100,6 +101,9 @@ class Outbox:
         self.db.executescript(SCHEMA)
         deadletters.create(self.db)
         self.dead = DeadLetters(self.db)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(outbox)")}
+        if "revision" not in columns:  # a buffer of an older collector
+            self.db.execute("ALTER TABLE outbox ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.db.close()
@@ -119,15 +123,39 @@ class Outbox:
         row = self.db.execute(f"{self._FILE_COLUMNS} WHERE path = ?", (path,)).fetchone()
         return None if row is None else self._file_row(row)
 
-    def commit(self, row: FileRow, events: Iterable[tuple[bytes, str, bytes]]) -> int:
-        """Store events (id, agent, JSON body) and the file's new cursor atomically.
-        Returns how many events were new to the buffer."""
+    def commit(self, row: FileRow, events: Iterable[tuple]) -> int:
+        """Store events (id, agent, JSON body[, revision]) and the file's new cursor atomically.
+        Returns by how many events the buffer grew.
+
+        Of one event's versions only the highest waits: a higher revision replaces a lower one
+        still waiting (not sent yet, or in flight: its acknowledgement then deletes nothing; the
+        server keeps the highest of what it gets), and a version not above the one waiting is
+        not stored."""
+        plain: list[tuple[bytes, str, bytes]] = []
+        highest: dict[bytes, tuple[bytes, str, bytes, int]] = {}
+        for event in events:
+            if len(event) > 3 and event[3]:
+                seen = highest.get(event[0])
+                if seen is None or event[3] > seen[3]:
+                    highest[event[0]] = event
+            else:
+                plain.append(event[:3])
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             before = self.db.total_changes
-            cur.executemany("INSERT OR IGNORE INTO outbox (id, agent, body) VALUES (?, ?, ?)", events)
+            cur.executemany("INSERT OR IGNORE INTO outbox (id, agent, body) VALUES (?, ?, ?)", plain)
             added = self.db.total_changes - before
+            if highest:
+                revised = list(highest.values())
+                before = self.db.total_changes
+                cur.executemany("DELETE FROM outbox WHERE id = ? AND revision < ?",
+                                [(i, r) for i, _a, _b, r in revised])
+                added -= self.db.total_changes - before
+                before = self.db.total_changes
+                cur.executemany("INSERT OR IGNORE INTO outbox (id, agent, body, revision) "
+                                "VALUES (?, ?, ?, ?)", revised)
+                added += self.db.total_changes - before
             cur.execute(
                 "INSERT INTO file (path, agent, dev, ino, size, mtime_ns, offset, state, events, "
                 "skipped, last_error, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "

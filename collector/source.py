@@ -262,7 +262,7 @@ class Reader:
         bodies = [] if self.dry_run else encode_bodies(events, self.settings)
         return self._store(row, bodies, len(events), result)
 
-    def _store(self, row: FileRow, bodies: list[tuple[bytes, str, bytes]], parsed: int,
+    def _store(self, row: FileRow, bodies: list[tuple[bytes, str, bytes, int]], parsed: int,
                result: ScanResult) -> ScanResult:
         result.parsed += parsed
         row.events += parsed
@@ -590,12 +590,12 @@ def read_document(parser: DocumentParser, data: bytes, path: Path) -> tuple[list
         return [], "parser failed (see the collector log)"
 
 
-def encode_bodies(events: list[Event], settings: CollectorSettings) -> list[tuple[bytes, str, bytes]]:
-    """(id, agent, JSON body) of each event as it may leave the machine (redacted, or metadata
-    only, as the settings say)."""
+def encode_bodies(events: list[Event], settings: CollectorSettings) -> list[tuple[bytes, str, bytes, int]]:
+    """(id, agent, JSON body, revision) of each event as it may leave the machine (redacted, or
+    metadata only, as the settings say)."""
     redact, metadata_only = settings.redact, settings.metadata_only
-    return [(e.id.bytes, e.agent, _encoder.encode(prepare(e, redact=redact, metadata_only=metadata_only)))
-            for e in events]
+    return [(e.id.bytes, e.agent, _encoder.encode(prepare(e, redact=redact, metadata_only=metadata_only)),
+             e.revision) for e in events]
 
 
 # -- worker processes ---------------------------------------------------------------------------
@@ -621,7 +621,7 @@ class Slice(msgspec.Struct, kw_only=True):
 
     offset: int = 0
     state: bytes | None = None
-    bodies: list[tuple[bytes, str, bytes]] = []  # none in a dry run
+    bodies: list[tuple[bytes, str, bytes, int]] = []  # none in a dry run
     tally: Tally = msgspec.field(default_factory=Tally)
     parsed: int = 0
     skipped: int = 0

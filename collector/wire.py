@@ -16,6 +16,13 @@ names are camelCase. A batch is::
 
 Each event is validated on its own: an invalid event is rejected with its index and reason, the
 valid ones of the same batch are kept.
+
+An event id is stored once. ``revision`` (default 0, omitted when 0) lets a collector send an event
+again when it learnt more of it — an LLM call whose final usage was written after the call was
+first sent: for one id the server keeps the version with the highest revision (its tokens, cost,
+duration, stop reason and payload), adjusting totals by the difference; a version with a revision
+not above the stored one is a duplicate. Collectors choose revisions that grow with what they
+know (Claude Code: the call's total tokens, so the most complete of several copies wins).
 """
 
 from __future__ import annotations
@@ -116,6 +123,7 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
     content: str | None = None
     error: str | None = None
     payload: Any = None  # the agent's raw record, kept for the timeline
+    revision: Annotated[int, msgspec.Meta(ge=0, lt=2**31)] = 0  # see the module doc
 
 
 class Batch(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):

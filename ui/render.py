@@ -164,5 +164,13 @@ def environment() -> Environment:
     env.filters.update(markdown=markdown, num=num, compact=compact, duration=duration,
                        when=when, clock=clock, pretty_json=pretty_json, payload=payload,
                        diff=diff, short=short, span=span, percent=percent, money=money)
-    env.globals.update(escape=escape)
+    env.globals.update(escape=escape, priced_as=_priced_as)
     return env
+
+
+def _priced_as(model: object) -> str | None:
+    """The model a user's price alias prices ``model`` as (the book the page's handler
+    refreshed), or None."""
+    from app.services.prices import priced_as
+
+    return priced_as(model) if isinstance(model, str) else None

@@ -20,7 +20,8 @@ prices = typer.Typer(
         "A call's cost reported by its agent is kept; otherwise it is computed at ingest with "
         "the price valid at the call's time, or flagged 'unpriced' when its model has none. "
         "Prices come from the genai-prices snapshot shipped with devlog and can be updated "
-        "offline from a JSON file ('devlog prices load FILE', format in README)."
+        "offline from a JSON file ('devlog prices load FILE', format in README). A model name "
+        "nobody lists can be priced as another ('devlog prices alias NAME MODEL')."
     ),
     no_args_is_help=True,
 )
@@ -104,10 +105,13 @@ def show(
     found = _with_db(lambda: service.resolve(model, provider))
     if found is None:
         raise DevlogError(f"no price for model {model!r}: its LLM calls are flagged 'unpriced' "
-                          "(add one with 'devlog prices load FILE')")
+                          "(add one with 'devlog prices load FILE', or price it as another "
+                          "model with 'devlog prices alias NAME MODEL')")
     console = Console()
     first = found.prices[-1] if found.prices else None
-    console.print(f"{model} → [bold]{found.provider}/{found.model}[/bold]"
+    console.print(f"{model} → "
+                  + (f"priced as {found.priced_as} (your alias) → " if found.priced_as else "")
+                  + f"[bold]{found.provider}/{found.model}[/bold]"
                   + (f" ({first.name})" if first and first.name else ""), highlight=False)
     if first:
         console.print(f"matches: {first.match}", highlight=False)
@@ -132,8 +136,62 @@ def load(
 
     price_file.read(file)  # a bad file fails before the database is touched
     result = _with_db(lambda: service.load(file))
-    typer.echo(f"loaded {result.prices} prices of {result.models} models from {result.source}"
-               + (f" ({result.replaced} replaced)" if result.replaced else ""))
+    parts = []
+    if result.models or not result.aliases:
+        parts.append(f"{result.prices} prices of {result.models} models"
+                     + (f" ({result.replaced} replaced)" if result.replaced else ""))
+    if result.aliases:
+        parts.append(f"{result.aliases} alias{'es' if result.aliases != 1 else ''}")
+    typer.echo(f"loaded {' and '.join(parts)} from {result.source}")
+
+
+@prices.command()
+def alias(
+    name: Annotated[str | None, typer.Argument(
+        help="A model name as agents report it, that no price lists (e.g. aide-gpt-5).",
+        metavar="NAME", show_default=False)] = None,
+    model: Annotated[str | None, typer.Argument(
+        help="The model to price it as: a name that has a price (see 'devlog prices show').",
+        metavar="MODEL", show_default=False)] = None,
+    list_: Annotated[bool, typer.Option("--list", "-l", help="List the aliases.")] = False,
+    remove: Annotated[bool, typer.Option(
+        "--remove", "-r", help="Remove the alias NAME (its calls are priced by name again).")] = False,
+) -> None:
+    """Price a model name nobody lists as another model: devlog prices alias NAME MODEL.
+
+    Calls of NAME (whatever its case, with or without a provider/ prefix) are priced as MODEL, with MODEL's dated prices, from now on, in every server process; an alias wins over a price NAME may have. 'devlog prices alias --list' lists them, 'devlog prices alias --remove NAME' removes one. Run 'devlog prices recompute' to re-price calls already stored. Aliases also load from a price file's "aliases" (see README).
+    """
+    from app.services import prices as service
+
+    console = Console(highlight=False)
+    if remove:
+        if name is None or model is not None:
+            raise DevlogError("usage: devlog prices alias --remove NAME")
+        if not _with_db(lambda: service.remove_alias(name)):
+            raise DevlogError(f"no alias {name.strip().lower()!r} (see 'devlog prices alias --list')")
+        console.print(f"removed the alias {name.strip().lower()}; run 'devlog prices recompute' to "
+                      "re-price its stored calls", markup=False)
+        return
+    if list_ or name is None:
+        if name is not None:
+            raise DevlogError("usage: devlog prices alias --list")
+        aliases = _with_db(service.list_aliases)
+        if not aliases:
+            console.print("no aliases (add one: devlog prices alias NAME MODEL)", markup=False)
+            return
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("name", "priced as", "price used", "source", "set"):
+            table.add_column(col, overflow="fold")
+        for a in aliases:
+            table.add_row(a.name, a.model, a.resolves_to or "(no price any more)", a.source,
+                          f"{a.loaded_at:%Y-%m-%d %H:%M}")
+        console.print(table)
+        return
+    if model is None:
+        raise DevlogError("usage: devlog prices alias NAME MODEL (or --list, or --remove NAME)")
+    made = _with_db(lambda: service.set_alias(name, model))
+    console.print(f"{made.name} is priced as {made.model} ({made.resolves_to}) from now on; run "
+                  "'devlog prices recompute' to re-price its stored calls", markup=False)
 
 
 @prices.command()

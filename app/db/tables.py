@@ -214,7 +214,17 @@ class ModelPrice(Table, tablename="model_price", db=DB):
     loaded_at = Timestamptz(default=TimestamptzNow())
 
 
+class ModelPriceAlias(Table, tablename="model_price_alias", db=DB):
+    """A user's alias: calls of model ``name`` are priced as ``model`` (``devlog prices alias``)."""
+
+    name = Text(primary_key=True, help_text="a model name as agents report it, lower-cased")
+    model = Text(help_text="the model name it is priced as (resolved as agents' names are)")
+    shipped = Boolean(default=False, help_text="from the snapshot shipped with devlog")
+    source = Text(help_text="'devlog prices alias', or the price file it was loaded from")
+    loaded_at = Timestamptz(default=TimestamptzNow())
+
+
 TABLES: tuple[type[Table], ...] = (
     Project, Machine, Workspace, AgentSession, AgentEvent, SessionFile, ApiKey,
-    ModelPriceProvider, ModelPrice,
+    ModelPriceProvider, ModelPrice, ModelPriceAlias,
 )

@@ -13,7 +13,7 @@ from app.gql.types.Health import Health
 from app.gql.types.Machine import Machine
 from app.gql.types.Overview import Overview
 from app.gql.types.Plans import Plans, RateLimitWindow, UsageBlock
-from app.gql.types.Price import Price
+from app.gql.types.Price import Price, PriceAlias
 from app.gql.types.Project import Project
 from app.gql.types.Session import Session, SessionConnection, SessionEdge, parse_id
 from app.gql.types.Usage import (
@@ -113,7 +113,8 @@ class Query:
                           filter: UsageFilterInput | None = None) -> list[ModelStat]:
         since, until = _range(range)
         stats = await usage_service.model_stats(since, until, filter.to_service() if filter else None)
-        return [ModelStat.from_record(s) for s in stats]
+        book = await price_service.book()
+        return [ModelStat.from_record(s, book.priced_as(s.model)) for s in stats]
 
     @strawberry.field(description=(
         "Subscription plans: Claude's 5-hour usage blocks (current one with burn rate and "
@@ -137,6 +138,12 @@ class Query:
             found = await price_service.resolve(model, provider)
             records = found.prices if found else []
         return [Price.from_record(r) for r in records]
+
+    @strawberry.field(description=(
+        "Users' price aliases: model names priced as another model (`devlog prices alias`), "
+        "by name."))
+    async def price_aliases(self) -> list[PriceAlias]:
+        return [PriceAlias.from_record(a) for a in await price_service.list_aliases()]
 
     @strawberry.field(description="The scheduled jobs and their last runs.")
     async def jobs(self, info: Info) -> list[Job]:

@@ -16,6 +16,10 @@ Within a provider, models from a user's price file come before the snapshot's; a
 id or ``equals`` clause names the model exactly wins over pattern matches; then file order.
 A name nothing matches is unpriced: its calls are flagged (``cost_source = 'unpriced'``), never
 guessed. Resolutions are cached per (model, provider), so ingest pays a dict lookup per call.
+
+Aliases come first: a name users aliased (``devlog prices alias aide-gpt-5 gpt-5``, or a price
+file's ``aliases``) — whole, or without a ``provider/`` prefix — is priced as its target, the
+target resolved by the rules above with the call's provider (aliases do not chain).
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ class _Models:
 
 
 class PriceBook:
-    def __init__(self, providers: list[ProviderInfo], models: list[PricedModel]) -> None:
+    def __init__(self, providers: list[ProviderInfo], models: list[PricedModel],
+                 aliases: dict[str, str] | None = None) -> None:
         known = {p.id for p in providers}
         extra = sorted({m.provider for m in models} - known)
         self.providers = sorted(providers, key=lambda p: p.rank) + [ProviderInfo(id=p, rank=10**6)
@@ -72,6 +77,7 @@ class PriceBook:
             self._users.ordered.append(m)
             for name in (m.model, *exact_names(m.match)):
                 self._users.exact.setdefault(name, m)
+        self.aliases = {k.strip().lower(): v.strip().lower() for k, v in (aliases or {}).items()}
         self._cache: dict[tuple[str, str | None], PricedModel | None] = {}
 
     @classmethod
@@ -89,7 +95,7 @@ class PriceBook:
                 match=m.match or {}, matcher=compile_clause(m.match), rank=rank, shipped=shipped,
                 prices=[Price(valid_from=parse_valid_from(p.valid_from), prices=price_fields(p),
                               tiers=tuple(tier_dicts(p))) for p in m.prices]))
-        return cls(providers, models)
+        return cls(providers, models, dict(data.aliases))
 
     def __len__(self) -> int:
         return len(self.models)
@@ -112,11 +118,29 @@ class PriceBook:
         return found
 
     def _resolve(self, model: str, provider: str | None) -> PricedModel | None:
-        name, hint = split_name(model, provider)
-        names = [model.strip().lower()] if name != model.strip().lower() else []
-        names.insert(0, name)
-        while "/" in names[-1]:
-            names.append(names[-1].split("/", 1)[1])
+        target = self.priced_as(model)
+        if target is not None:
+            return self._resolve_name(target, provider)
+        return self._resolve_name(model, provider)
+
+    def priced_as(self, model: str | None) -> str | None:
+        """The name a user's alias prices ``model`` as, or None when no alias names it."""
+        if not model or not self.aliases:
+            return None
+        whole = model.strip().lower()
+        for n in (whole, *_names(model, None)):
+            target = self.aliases.get(n)
+            if target is not None:
+                return target
+        return None
+
+    def resolve_plain(self, model: str | None, provider: str | None = None) -> PricedModel | None:
+        """What ``model`` resolves to without aliases (checking a new alias's target)."""
+        return self._resolve_name(model, provider) if model else None
+
+    def _resolve_name(self, model: str, provider: str | None) -> PricedModel | None:
+        names = _names(model, provider)
+        hint = split_name(model, provider)[1]
         if hint:
             p = self._provider_for_hint(hint)
             if p is not None:
@@ -181,6 +205,17 @@ class PriceBook:
         return call_cost(price, t_in, t_out, t_cr, t_cw, t_cw1h, t_re)
 
 
+def _names(model: str, provider: str | None) -> list[str]:
+    """The names ``model`` is looked up by: lower-cased (without a ``provider/`` prefix that is
+    the provider hint), whole, then without each ``prefix/``."""
+    name, _hint = split_name(model, provider)
+    names = [model.strip().lower()] if name != model.strip().lower() else []
+    names.insert(0, name)
+    while "/" in names[-1]:
+        names.append(names[-1].split("/", 1)[1])
+    return names
+
+
 EMPTY = PriceBook([], [])
 
 
@@ -219,6 +254,16 @@ async def current(conn: asyncpg.Connection) -> PriceBook:
             _current.version = version
         _current.checked = time.monotonic()
     return _current.book
+
+
+def cached() -> PriceBook:
+    """The book this process loaded last (no query; EMPTY before the first ``current()``)."""
+    return _current.book
+
+
+def fresh() -> bool:
+    """Whether ``current()`` would answer from memory."""
+    return time.monotonic() - _current.checked < REFRESH_SECONDS
 
 
 def invalidate() -> None:

@@ -9,12 +9,15 @@
           {"valid_from": null, "input": 3, "output": 15, "cache_read": 0.3,
            "cache_write": 3.75, "cache_write_1h": 6,
            "tiers": [{"above": 200000, "input": 6, "output": 22.5}]},
-          {"valid_from": "2026-12-01", "input": 2.5, "output": 12}]}]}
+          {"valid_from": "2026-12-01", "input": 2.5, "output": 12}]}],
+     "aliases": {"aide-gpt-5": "gpt-5"}}                 (optional)
 
 Prices are USD per million tokens; ``valid_from`` is a date (UTC midnight) or an ISO date-time,
 ``null`` for "since always". ``match`` (clauses: ``app.pricing.match``) may be left out: the
 model id, optionally with a date suffix. A model's provider need not be listed in
-``providers`` (then it is known by its id only, as in ``provider/model`` names).
+``providers`` (then it is known by its id only, as in ``provider/model`` names). ``aliases``
+price a model name nobody lists as another (its target: a name as agents report it, resolved as
+theirs are; not another alias); a file may hold only aliases.
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ class ProviderEntry(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class PriceFile(msgspec.Struct):
-    models: list[ModelEntry]
+    models: list[ModelEntry] = []
     providers: list[ProviderEntry] = []
+    aliases: dict[Name, Name] = {}
     source: str | None = None
     notice: str | None = None
     format: str | None = None
@@ -114,8 +118,17 @@ def read(path: Path | str, *, data: bytes | None = None) -> PriceFile:
         raise PriceFileError(f"{where}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise PriceFileError(f"{where}: not valid JSON ({exc})") from None
-    if not parsed.models:
-        raise PriceFileError(f"{where}: no models")
+    if not parsed.models and not parsed.aliases:
+        raise PriceFileError(f"{where}: no models and no aliases")
+    aliases = {}
+    for name, target in parsed.aliases.items():
+        error = alias_error(name, target)
+        if error is None and target.strip().lower() in {n.strip().lower() for n in parsed.aliases}:
+            error = f"{target!r} is itself an alias: alias {name!r} to what that one names"
+        if error is not None:
+            raise PriceFileError(f"{where}: aliases[{name!r}]: {error}")
+        aliases[name.strip().lower()] = target.strip().lower()
+    parsed.aliases = aliases
     seen: set[tuple[str, str]] = set()
     for i, m in enumerate(parsed.models):
         at = f"{where}: models[{i}] ({m.provider}/{m.model})"
@@ -153,6 +166,18 @@ def read(path: Path | str, *, data: bytes | None = None) -> PriceFile:
     if parsed.source is None:
         parsed.source = f"file {path.name}"
     return parsed
+
+
+def alias_error(name: str, target: str) -> str | None:
+    """Why ``name`` cannot be an alias of ``target`` (shape only), or None."""
+    name, target = name.strip().lower(), target.strip().lower()
+    if not name or not target:
+        return "an alias and its model must not be empty"
+    if len(name) > 128 or len(target) > 128:
+        return "model names are at most 128 characters"
+    if name == target:
+        return "a name cannot be an alias of itself"
+    return None
 
 
 def price_fields(p: PriceEntry | TierEntry) -> dict[str, float]:

@@ -1,13 +1,14 @@
-"""The price tables (``model_price``, ``model_price_provider``): loading a price file into them
-and reading them back as a ``PriceBook``.
+"""The price tables (``model_price``, ``model_price_provider``, ``model_price_alias``): loading a
+price file into them, users' aliases, and reading them back as a ``PriceBook``.
 
 Loading a file is an upsert keyed by (provider, model, valid_from): a file can add a new dated
 price of a model without repeating the old ones, replace a price (same date), or add models and
 providers. Rows of the file's models get the file's ``match`` (a model has one match whatever
 the date). The shipped snapshot is loaded the same way (at migration, and at start when this
 version ships a newer one) but never overwrites rows loaded from a user's file, and user
-files' models are tried before the snapshot's when names are matched. One ``pg_notify`` on
-``devlog_prices`` tells servers to reload (they also re-check every few seconds).
+files' models are tried before the snapshot's when names are matched. A file's ``aliases`` are
+upserted by name (the snapshot's never replace a user's). One ``pg_notify`` on ``devlog_prices``
+tells servers to reload (they also re-check every few seconds).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from app.pricing.match import compile_clause
 from app.pricing.price_file import (
     SNAPSHOT,
     PriceFile,
+    PriceFileError,
     parse_valid_from,
     price_fields,
     read,
@@ -94,6 +96,15 @@ WHERE m.provider = d.provider AND m.model = d.model
 """
 
 
+_UPSERT_ALIASES = """
+INSERT INTO model_price_alias AS a (name, model, shipped, source, loaded_at)
+SELECT d.name, d.model, $3, $4, now() FROM unnest($1::text[], $2::text[]) AS d(name, model)
+ON CONFLICT (name) DO UPDATE SET model = EXCLUDED.model, shipped = EXCLUDED.shipped,
+    source = EXCLUDED.source, loaded_at = now()
+WHERE NOT $3 OR a.shipped  -- the snapshot leaves users' aliases alone
+"""
+
+
 @dataclass(slots=True)
 class LoadResult:
     source: str
@@ -101,6 +112,7 @@ class LoadResult:
     prices: int
     replaced: int
     skipped: int  # snapshot rows left alone because a user's file set that model
+    aliases: int = 0
 
 
 async def load_file(conn: asyncpg.Connection, data: PriceFile, *, shipped: bool = False) -> LoadResult:
@@ -134,9 +146,51 @@ async def load_file(conn: asyncpg.Connection, data: PriceFile, *, shipped: bool 
         inserted = _count(await conn.execute(_INSERT, shipped, source))
         await conn.execute(_REMATCH)
         models = await conn.fetchval("SELECT count(DISTINCT (provider, model)) FROM price_load")
+        if data.aliases:
+            names, targets = list(data.aliases), list(data.aliases.values())
+            await conn.execute(_UPSERT_ALIASES, names, targets, shipped, source)
+            await check_aliases(conn, names, f"price file ({source})")
         await conn.execute("SELECT pg_notify('devlog_prices', $1)", source)
     return LoadResult(source=source, models=models, prices=inserted, replaced=replaced,
-                      skipped=skipped)
+                      skipped=skipped, aliases=len(data.aliases))
+
+
+async def check_aliases(conn: asyncpg.Connection, names: list[str], where: str) -> None:
+    """Every alias in ``names`` prices its name as a model that has a price, and none names
+    another alias (PriceFileError otherwise: the caller's transaction rolls back)."""
+    book = await read_book(conn)
+    for name in names:
+        target = book.aliases.get(name)
+        if target is None:
+            continue
+        if target in book.aliases:
+            raise PriceFileError(f"{where}: alias {name!r}: {target!r} is itself an alias (of "
+                                 f"{book.aliases[target]!r}): alias {name!r} to that")
+        if book.resolve_plain(target) is None:
+            raise PriceFileError(f"{where}: alias {name!r}: no price for model {target!r} "
+                                 "(load one first, or alias it to a model 'devlog prices list' shows)")
+
+
+async def set_alias(conn: asyncpg.Connection, name: str, model: str, source: str) -> None:
+    """Price ``name`` as ``model`` (replacing an alias of that name)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        await conn.execute(_UPSERT_ALIASES, [name], [model], False, source)
+        await check_aliases(conn, [name], "devlog prices alias")
+        await conn.execute("SELECT pg_notify('devlog_prices', $1)", source)
+
+
+async def remove_alias(conn: asyncpg.Connection, name: str) -> bool:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        removed = _count(await conn.execute("DELETE FROM model_price_alias WHERE name = $1", name))
+        if removed:
+            await conn.execute("SELECT pg_notify('devlog_prices', 'alias removed')")
+    return bool(removed)
+
+
+async def aliases(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT name, model, source, loaded_at FROM model_price_alias ORDER BY name")
 
 
 def _count(status: str) -> int:
@@ -155,10 +209,18 @@ async def ensure_snapshot(conn: asyncpg.Connection) -> LoadResult | None:
 
 async def version(conn: asyncpg.Connection) -> tuple:
     """Changes whenever a load changed the tables."""
+    aliases = ("(SELECT count(*) FROM model_price_alias), (SELECT max(loaded_at) FROM model_price_alias)"
+               if await _has_aliases(conn) else "0, NULL")
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM model_price), (SELECT max(loaded_at) FROM model_price), "
-        "(SELECT max(loaded_at) FROM model_price_provider)")
+        f"(SELECT max(loaded_at) FROM model_price_provider), {aliases}")
     return tuple(row)
+
+
+async def _has_aliases(conn: asyncpg.Connection) -> bool:
+    """Whether the database has the aliases table (migration 0009; a server started with
+    ``--no-migrate`` on an older database still prices by name)."""
+    return await conn.fetchval("SELECT to_regclass('model_price_alias') IS NOT NULL")
 
 
 async def read_book(conn: asyncpg.Connection) -> PriceBook:
@@ -189,7 +251,9 @@ async def read_book(conn: asyncpg.Connection) -> PriceBook:
             m.prices.append(price)
     for m in models.values():
         m.__post_init__()  # sort by date
-    return PriceBook(providers, list(models.values()))
+    named = {r["name"]: r["model"] for r in await conn.fetch("SELECT name, model FROM model_price_alias")
+             } if await _has_aliases(conn) else {}
+    return PriceBook(providers, list(models.values()), named)
 
 
 def _clause(text: str | None):

@@ -1,4 +1,5 @@
-"""Model prices: list, show (with the name resolution ingest uses), load a price file."""
+"""Model prices: list, show (with the name resolution ingest uses), load a price file; users'
+aliases (a model name priced as another)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import msgspec
 from app.db import engine
 from app.pricing import book as price_book
 from app.pricing import price_file, store
+from app.pricing.book import PriceBook
 from app.pricing.match import describe
+from app.pricing.price_file import PriceFileError
 from app.pricing.record import PricedModel
 
 
@@ -43,6 +46,17 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     provider: str
     model: str
     prices: list[PriceRecord]
+    priced_as: str | None = None  # the alias target, when a user's alias names ``query``
+
+
+class AliasRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A model name priced as another (``devlog prices alias NAME MODEL``)."""
+
+    name: str  # as agents report it (lower-cased)
+    model: str  # the name it is priced as
+    resolves_to: str | None  # ``provider/model`` of the price used today; None: none any more
+    source: str
+    loaded_at: datetime
 
 
 _COLUMNS = ", ".join(store.PRICE_COLUMNS)
@@ -85,14 +99,15 @@ async def list_prices(*, provider: str | None = None, search: str | None = None,
 async def resolve(model: str, provider: str | None = None) -> Resolution | None:
     """The priced model ingest would use for ``model`` (and ``provider``), with its history."""
     async with engine.pool().acquire() as conn:
-        found: PricedModel | None = (await price_book.current(conn)).resolve(model, provider)
+        known = await price_book.current(conn)
+        found: PricedModel | None = known.resolve(model, provider)
         if found is None:
             return None
         rows = await conn.fetch(f"""SELECT * FROM ({_SELECT}) p
                                     WHERE provider = $1 AND model = $2
                                     ORDER BY valid_from NULLS FIRST""", found.provider, found.model)
     return Resolution(query=model, provider=found.provider, model=found.model,
-                      prices=[_record(r) for r in rows])
+                      prices=[_record(r) for r in rows], priced_as=known.priced_as(model))
 
 
 async def load(path: Path | str, data: bytes | None = None) -> store.LoadResult:
@@ -102,3 +117,57 @@ async def load(path: Path | str, data: bytes | None = None) -> store.LoadResult:
         result = await store.load_file(conn, parsed)
     price_book.invalidate()
     return result
+
+
+# -- aliases -----------------------------------------------------------------------------------
+
+ALIAS_SOURCE = "devlog prices alias"
+
+
+async def list_aliases() -> list[AliasRecord]:
+    async with engine.pool().acquire() as conn:
+        rows = await store.aliases(conn)
+        known = await store.read_book(conn)
+    out = []
+    for r in rows:
+        found = known.resolve_plain(r["model"])
+        out.append(AliasRecord(name=r["name"], model=r["model"], source=r["source"],
+                               loaded_at=r["loaded_at"],
+                               resolves_to=f"{found.provider}/{found.model}" if found else None))
+    return out
+
+
+async def set_alias(name: str, model: str) -> AliasRecord:
+    """Price calls of model ``name`` as ``model`` from now on (PriceFileError: one line saying
+    why not — an empty or over-long name, an alias of itself, a target without a price, or a
+    target that is an alias itself)."""
+    error = price_file.alias_error(name, model)
+    if error is not None:
+        raise PriceFileError(f"devlog prices alias: {error}")
+    name, model = name.strip().lower(), model.strip().lower()
+    async with engine.pool().acquire() as conn:
+        await store.set_alias(conn, name, model, ALIAS_SOURCE)
+    price_book.invalidate()
+    return next(a for a in await list_aliases() if a.name == name)
+
+
+async def remove_alias(name: str) -> bool:
+    """Forget the alias ``name`` (False when there was none)."""
+    async with engine.pool().acquire() as conn:
+        removed = await store.remove_alias(conn, name.strip().lower())
+    price_book.invalidate()
+    return removed
+
+
+async def book() -> PriceBook:
+    """This process's price book, re-checked at most every few seconds (no query otherwise)."""
+    if price_book.fresh():
+        return price_book.cached()
+    async with engine.pool().acquire() as conn:
+        return await price_book.current(conn)
+
+
+def priced_as(model: str | None) -> str | None:
+    """The name a user's alias prices ``model`` as (from the book this process holds: call
+    :func:`book` first in a request that shows it)."""
+    return price_book.cached().priced_as(model)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -186,9 +187,16 @@ class Adapter(ABC):
         """A parser for one file, resumed from ``state`` when given."""
 
 
+TALLY_WINDOW = 4096  # LLM calls a Tally remembers, to count a call sent again (or copied) once
+
+
 @dataclass
 class Tally:
-    """Counts of parsed events, for backfill summaries and tests."""
+    """Counts of parsed events, for backfill summaries and tests.
+
+    An LLM call sent again with a higher revision (its usage grew), or found in two files (a
+    sub-agent's transcript and its parent's progress echo), is counted once with its most
+    complete usage when its versions come within the last ``TALLY_WINDOW`` calls counted."""
 
     sessions: set[str] = field(default_factory=set)
     kinds: dict[str, int] = field(default_factory=dict)
@@ -196,6 +204,9 @@ class Tally:
     tokens: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             ("input", "output", "cache_read", "cache_write", "reasoning"), 0))
+    # id -> (revision, tokens by bucket) of the LLM calls counted last
+    calls: OrderedDict[uuid.UUID, tuple[int, tuple[int, ...]]] = field(
+        default_factory=OrderedDict, repr=False, compare=False)
 
     @classmethod
     def of(cls, events: list[Event]) -> Tally:
@@ -210,16 +221,45 @@ class Tally:
         self.llm_calls += other.llm_calls
         for bucket, n in other.tokens.items():
             self.tokens[bucket] += n
+        for eid, (revision, tokens) in other.calls.items():
+            mine = self.calls.get(eid)
+            if mine is not None:  # counted by both: once, with the higher revision's tokens
+                self.llm_calls -= 1
+                self.kinds["llm_call"] -= 1
+                self._count(mine[1] if mine[0] <= revision else tokens, -1)
+                if revision < mine[0]:
+                    revision, tokens = mine
+            self._remember(eid, revision, tokens)
 
     def add(self, events: list[Event]) -> None:
         for e in events:
             self.sessions.add(e.session)
-            self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
             if e.kind == "llm_call":
-                self.llm_calls += 1
-                if e.tokens:
-                    for bucket in self.tokens:
-                        self.tokens[bucket] += getattr(e.tokens, bucket)
+                tokens = tuple(getattr(e.tokens, b) for b in self.tokens) if e.tokens \
+                    else (0,) * len(self.tokens)
+                seen = self.calls.get(e.id)
+                if seen is None:
+                    self.llm_calls += 1
+                    self.kinds["llm_call"] = self.kinds.get("llm_call", 0) + 1
+                    self._count(tokens, 1)
+                elif e.revision > seen[0]:  # the same call with more usage: the difference
+                    self._count(seen[1], -1)
+                    self._count(tokens, 1)
+                else:
+                    continue  # a copy counted already
+                self._remember(e.id, e.revision, tokens)
+                continue
+            self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
+
+    def _count(self, tokens: tuple[int, ...], sign: int) -> None:
+        for bucket, n in zip(self.tokens, tokens):
+            self.tokens[bucket] += sign * n
+
+    def _remember(self, eid: uuid.UUID, revision: int, tokens: tuple[int, ...]) -> None:
+        self.calls[eid] = (revision, tokens)
+        self.calls.move_to_end(eid)
+        while len(self.calls) > TALLY_WINDOW:
+            self.calls.popitem(last=False)
 
 
 def parse_file(adapter: Adapter, path: Path, ctx: Context) -> list[Event]:

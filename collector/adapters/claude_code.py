@@ -5,11 +5,31 @@ older) or under ``<session>/subagents/agent-<id>.jsonl`` (newer); their records 
 ``sessionId`` and their own ``agentId``, and become child sessions ``<sessionId>/<agentId>``.
 
 Token counting. Claude Code writes one line per content block of an assistant message and repeats
-the message's ``usage`` on each; the last line carries the final usage. One LLM call is emitted
-per ``message.id`` + ``requestId``, with the last line's usage, once the message is complete: a
-line with a stop reason, any later record that is not part of it, or the file going quiet
-(:meth:`ClaudeParser.idle`). The open message's accumulator is part of the parser state stored
-with the cursor, so a restart between two lines of one message neither loses nor repeats it.
+the message's ``usage`` on each, as it stands when the line is written: lines written before the
+response ended hold the usage of its start (``output_tokens`` of a few tokens), and the line
+written after it (with the stop reason) the final one. That line may come *after* other records —
+the ``user`` record of a tool result is often written while the message is still streaming. One
+LLM call is emitted per ``message.id`` + ``requestId``, with the largest usage its lines carried
+(usage only grows), when the message is complete: a line with a stop reason, the next message of
+the same session, or the file going quiet (:meth:`ClaudeParser.idle`) — records of other types
+in between do not close it, so a message read in one go is emitted once. A line of a message
+already emitted (it came after the quiet period, or after a stop reason) reopens it, and the call
+is emitted again with the same id and a higher ``revision`` (the server keeps the highest). Open
+and recently emitted calls are part of the parser state stored with the cursor, so a restart
+between two lines of one message neither loses nor repeats it.
+
+``revision`` is the call's total tokens (input + output + cache reads + cache writes), not a
+counter: the same call can be written in several files (the sub-agent's transcript and the progress
+echo in its parent's, a resumed session's copy), each read by its own parser, and whichever copy
+holds the most complete usage wins whatever order the copies are read in.
+
+Sub-agents seen in progress records. Claude Code 2.1.x echoes a running sub-agent's records in the
+parent's transcript (``{"type": "progress", "data": {"type": "agent_progress", "agentId": …,
+"message": {<the sub-agent's record>}}}``); the sub-agent's own file may be gone (cleaned up, not
+synced). Echoed assistant messages are counted as LLM calls of the sub-agent's session
+(``<sessionId>/<agentId>``, as its file's records make it) with the same ids as the file's lines,
+so a call found in both is stored once.
+
 Ids of LLM calls, prompts and tool calls derive from Claude's own ids (message, record uuid,
 tool_use id), so records that a resumed session copies into a new file are not counted twice.
 
@@ -56,6 +76,8 @@ INTERRUPTED = "[Request interrupted by user"
 REJECTED = "The user doesn't want to proceed with this tool use"
 MAX_PENDING = 512  # tool calls awaiting their result, kept in the state
 MAX_REMEMBERED = 256  # LLM calls already emitted / sessions already started
+MAX_REVISABLE = 32  # emitted LLM calls kept whole in the state: a later line can revise them
+MAX_REVISION = 2**31 - 1
 
 
 
@@ -123,9 +145,28 @@ class Record(msgspec.Struct, rename="camel"):
     entrypoint: str | None = None
     user_type: str | None = None
     compact_metadata: Any = None
+    data: msgspec.Raw = msgspec.Raw(b"null")  # of a progress record; decoded when it is one
+
+
+class EchoedRecord(msgspec.Struct, rename="camel"):
+    """A sub-agent's record as a progress record of its parent echoes it (``data.message``)."""
+
+    type: str | None = None
+    timestamp: str | int | float | None = None
+    uuid: str | None = None
+    request_id: str | None = None
+    message: Message | None = None
+    is_api_error_message: bool | None = None
+
+
+class ProgressData(msgspec.Struct, rename="camel"):
+    type: str | None = None
+    agent_id: str | None = None
+    message: EchoedRecord | None = None
 
 
 _decoder = msgspec.json.Decoder(Record)
+_progress_decoder = msgspec.json.Decoder(ProgressData)
 
 
 # -- parser state ----------------------------------------------------------------------------------
@@ -157,14 +198,17 @@ class OpenCall(msgspec.Struct):
     version: str | None = None
     cwd: str | None = None
     branch: str | None = None
+    sent: int | None = None  # the revision last emitted (None: not emitted yet)
 
 
 class State(msgspec.Struct):
     last_ts: datetime | None = None  # of the last record that had one
     input_ts: datetime | None = None  # of the last non-assistant record (an LLM call's start)
-    open: list[OpenCall] = []
-    done: list[str] = []  # keys of LLM calls emitted (recent)
+    open: list[OpenCall] = []  # calls whose message may still get lines (emitted or not)
+    emitted: list[OpenCall] = []  # recently emitted calls (MAX_REVISABLE): a late line revises one
+    done: list[str] = []  # keys of LLM calls emitted longer ago: their late lines are ignored
     started: list[str] = []  # sessions whose start was emitted (recent)
+    echo_input: dict[str, datetime] = {}  # sub-agent session -> its last echoed non-assistant record
     pending: dict[str, PendingTool] = {}
     session: str | None = None  # of the last record that named one
     summaries: list[tuple[int, str, str | None]] = []  # (offset, text, leafUuid) seen before it
@@ -210,22 +254,25 @@ class ClaudeParser(LineParser):
         kind = rec.type
         message = rec.message
         ts = parse_ts(rec.timestamp)
-        if ts is None and kind not in ("summary",):
-            if kind in ("file-history-snapshot", "queue-operation", "progress"):
-                return []
-            raise SkipLine("no timestamp")
+        if ts is None and kind not in ("summary", "progress"):
+            if kind in (None, "user", "assistant", "system"):
+                raise SkipLine("no timestamp")
+            return []  # bookkeeping written without a time (last-prompt, file-history-snapshot…)
         st = self.state
         if ts is not None:
             st.last_ts = ts
         out: list[Event] = []
         is_assistant = kind == "assistant" or (
             kind is None and message is not None and message.role == "assistant")
-        if kind in ("file-history-snapshot", "queue-operation", "progress"):
+        if kind == "progress":
+            self._progress(rec, offset, ts, out)  # a sub-agent's messages, echoed
+            return out
+        if kind in ("file-history-snapshot", "queue-operation"):
             return out  # bookkeeping: may sit between two lines of one message
-        if kind in ("user", "system"):
-            self._close_open(out)  # the message was answered: it is complete
-        elif not is_assistant and kind != "summary":
+        if not is_assistant and kind not in ("user", "system", "summary"):
             return out  # a record type of a newer version: nothing we know to take from it
+        # A user or system record does not close an open LLM call: the last line of a message
+        # (with its final usage) is often written after the tool result it asked for.
         if kind == "summary":
             # Titles Claude Code generated; they carry neither a time nor a session, and often
             # come first in the file: held in the state until a record names both.
@@ -307,27 +354,8 @@ class ClaudeParser(LineParser):
             return
         msg_id = message.id
         key = f"{msg_id}:{rec.request_id or ''}" if msg_id else f"line:{self._rid(rec, offset)}"
-        # Another message starts: the previous one is complete.
-        if any(c.key != key for c in st.open):
-            self._close_open(out, keep=key)
-        usage = message.usage
-        if key not in st.done and (usage is not None or message.model):
-            call = next((c for c in st.open if c.key == key), None)
-            if call is None:
-                call = OpenCall(key=key, session=session, parent=parent, ts=ts, last_ts=ts,
-                                started=st.input_ts, seq=offset * 16, model=message.model,
-                                usage=usage or Usage(), version=rec.version, cwd=rec.cwd,
-                                branch=rec.git_branch)
-                st.open.append(call)
-            call.last_ts = ts
-            if usage is not None:
-                call.usage = usage
-            if message.model:
-                call.model = message.model
-            if rec.cost_usd is not None and rec.cost_usd >= 0:
-                call.cost = rec.cost_usd
-            if message.stop_reason:
-                call.stop_reason = message.stop_reason
+        self._call_line(key, session, parent, ts, offset * 16, message, rec.cost_usd, rec, st.input_ts,
+                        out)
         content = message.content
         if isinstance(content, str) and content:
             content = [{"type": "text", "text": content}]
@@ -346,8 +374,84 @@ class ClaudeParser(LineParser):
                                        model=message.model))
             elif btype in ("tool_use", "server_tool_use") and block.get("id"):
                 out.append(self._tool_use(rec, offset, k + i, ts, block))
-        if message.stop_reason and key not in st.done:
+        if message.stop_reason:
             self._close_open(out, only=key)
+
+    def _progress(self, rec: Record, offset: int, ts: datetime | None, out: list[Event]) -> None:
+        """A progress record: the LLM calls of a sub-agent that it echoes (see the module doc)."""
+        try:
+            data = _progress_decoder.decode(rec.data)
+        except ValueError:  # progress of another kind and shape (bash output, hooks, …)
+            return
+        inner = data.message
+        agent_id = data.agent_id
+        if data.type != "agent_progress" or inner is None or not isinstance(agent_id, str) \
+                or not agent_id:
+            return
+        its = parse_ts(inner.timestamp) or ts
+        if its is None:
+            return
+        session, parent = self._session_of(rec)
+        root = parent or session  # sub-agents of sub-agents are children of the root, as in files
+        child = f"{root}/{agent_id}"
+        st = self.state
+        message = inner.message
+        if inner.type in ("user", "system"):
+            st.echo_input[child] = its  # the start of the sub-agent's next call
+            if len(st.echo_input) > MAX_REMEMBERED:
+                del st.echo_input[next(iter(st.echo_input))]
+            return
+        if message is None or (inner.type != "assistant" and message.role != "assistant"):
+            return
+        if inner.is_api_error_message or message.model == "<synthetic>":
+            return
+        if message.id:
+            key = f"{message.id}:{inner.request_id or ''}"  # as the sub-agent's file makes it
+        elif inner.uuid:
+            key = f"line:{inner.uuid}"
+        else:
+            return
+        self._call_line(key, child, root, its, offset * 16, message, None, rec,
+                        st.echo_input.get(child), out)
+        if message.stop_reason:
+            self._close_open(out, only=key)
+
+    def _call_line(self, key: str, session: str, parent: str | None, ts: datetime, seq: int,
+                   message: Message, cost: float | None, rec: Record, started: datetime | None,
+                   out: list[Event]) -> None:
+        """One line of the LLM call ``key``: opens it, or adds to it (reopening it when it was
+        emitted already and is still remembered)."""
+        st = self.state
+        # Another message of this session starts: the session's open one is complete (a session
+        # makes one request at a time; echoed sub-agents are sessions of their own).
+        if any(c.session == session and c.key != key for c in st.open):
+            self._close_open(out, session=session, keep=key)
+        if key in st.done:
+            return  # emitted long ago and forgotten: a line this late is not counted again
+        usage = message.usage
+        call = next((c for c in st.open if c.key == key), None)
+        if call is None:
+            call = next((c for c in st.emitted if c.key == key), None)
+            if call is not None:  # a later line of a message emitted already
+                st.emitted.remove(call)
+                st.open.append(call)
+            elif usage is None and not message.model:
+                return
+            else:
+                call = OpenCall(key=key, session=session, parent=parent, ts=ts, last_ts=ts,
+                                started=started, seq=seq, model=message.model,
+                                usage=usage or Usage(), version=rec.version, cwd=rec.cwd,
+                                branch=rec.git_branch)
+                st.open.append(call)
+        call.last_ts = ts
+        if usage is not None and _total(usage) >= _total(call.usage):
+            call.usage = usage  # usage only grows: a copy with less (an earlier one) never wins
+        if message.model:
+            call.model = message.model
+        if cost is not None and cost >= 0:
+            call.cost = cost
+        if message.stop_reason:
+            call.stop_reason = message.stop_reason
 
     def _tool_use(self, rec: Record, offset: int, k: int, ts: datetime, block: dict) -> Event:
         name = str(block.get("name") or "unknown")
@@ -450,19 +554,29 @@ class ClaudeParser(LineParser):
 
     # -- LLM calls -----------------------------------------------------------------------------
 
-    def _close_open(self, out: list[Event], keep: str | None = None, only: str | None = None) -> None:
+    def _close_open(self, out: list[Event], keep: str | None = None, only: str | None = None,
+                    session: str | None = None) -> None:
+        """Emit the open calls (all, ``only`` one, those of one ``session`` but ``keep``): a call
+        emitted before is emitted again, with a higher revision, only when its usage grew."""
         st = self.state
         still: list[OpenCall] = []
         for call in st.open:
-            if (keep is not None and call.key == keep) or (only is not None and call.key != only):
+            if (keep is not None and call.key == keep) or (only is not None and call.key != only) \
+                    or (session is not None and call.session != session):
                 still.append(call)
                 continue
-            out.append(self._llm_call(call))
-            st.done.append(call.key)
-        del st.done[:-MAX_REMEMBERED]
+            revision = min(_total(call.usage), MAX_REVISION)
+            if call.sent is None or revision > call.sent:
+                out.append(self._llm_call(call, revision))
+                call.sent = revision
+            st.emitted.append(call)
+        if len(st.emitted) > MAX_REVISABLE:
+            st.done.extend(c.key for c in st.emitted[:-MAX_REVISABLE])
+            del st.emitted[:-MAX_REVISABLE]
+            del st.done[:-MAX_REMEMBERED]
         st.open = still
 
-    def _llm_call(self, c: OpenCall) -> Event:
+    def _llm_call(self, c: OpenCall, revision: int) -> Event:
         u = c.usage
         cache = u.cache_creation or CacheCreation()
         tokens = Tokens(
@@ -478,7 +592,7 @@ class ClaudeParser(LineParser):
             session=c.session, parent_session=c.parent, machine=self.ctx.machine,
             project=self._project(c.cwd, c.branch), workspace=c.cwd, seq=c.seq,
             agent_version=c.version, model=c.model, provider="anthropic", tokens=tokens,
-            cost_usd=c.cost, stop_reason=c.stop_reason,
+            cost_usd=c.cost, stop_reason=c.stop_reason, revision=revision,
             duration_ms=_ms(c.last_ts - started) if started else None,
             payload={"messageId": c.key.split(":", 1)[0], "serviceTier": u.service_tier},
         )
@@ -576,6 +690,13 @@ def _patch_counts(raw: msgspec.Raw) -> tuple[int, int] | None:
     if added == removed == 0 and result.get("type") == "create" and isinstance(result.get("content"), str):
         return count_lines(result["content"]), 0
     return added, removed
+
+
+def _total(u: Usage) -> int:
+    """All tokens of a usage: input, output, cache reads and writes (it grows as a message
+    streams: the call's revision)."""
+    return (_int(u.input_tokens) + _int(u.output_tokens) + _int(u.cache_read_input_tokens)
+            + _int(u.cache_creation_input_tokens))
 
 
 def _int(value: Any) -> int:

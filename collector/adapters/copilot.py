@@ -23,9 +23,10 @@ request id and what the event is, so a rewritten file never yields a new id:
   ``thinking`` -> ``reasoning``; ``toolInvocationSerialized`` -> ``tool_call`` + ``tool_result``
   (the outcome on the result) and a ``decision`` (rejected) when the user denied it;
   ``textEditGroup`` -> a ``tool_call`` (tool ``textEdit``, file_edit) carrying the lines changed;
-  one ``llm_call`` with ``result.metadata`` tokens (an estimate flagged ``estimated`` only when the
-  file has none); an ``error`` for ``result.errorDetails``; a ``decision`` (cancelled) for a
-  cancelled request. A request still in progress emits its prompt only.
+  one ``llm_call`` with the tokens the file recorded (``result.metadata``, ``result.usage``,
+  …: :func:`_reported_tokens`; an estimate flagged ``estimated`` only when it has none); an
+  ``error`` for ``result.errorDetails``; a ``decision`` (cancelled) for a cancelled request.
+  A request still in progress emits its prompt only.
 
 The parser state lists the requests whose prompt was sent and those fully emitted, so parsing a
 rewritten document returns only what is new.
@@ -118,8 +119,7 @@ T = TypeVar("T")
 
 
 class Counts(msgspec.Struct, rename="camel"):
-    """Token counts: in ``result.metadata`` (current builds), ``result`` (some exports) or the
-    request's ``usage``."""
+    """Token counts, wherever a build writes them (see :func:`_reported_tokens`)."""
 
     prompt_tokens: int | float | None = None
     output_tokens: int | float | None = None
@@ -138,6 +138,7 @@ class Result(Counts):
     """What devlog reads of a request's ``result`` (which, whole, is the llm_call's payload)."""
 
     metadata: ResultMetadata | None = None
+    usage: Counts | None = None  # {promptTokens, completionTokens, promptTokenDetails}
     timings: Timings | None = None
     error_details: Any = None  # the error event's payload
 
@@ -519,9 +520,11 @@ def _model(req: Request, result: Result) -> str | None:
 
 
 def _reported_tokens(req: Request, result: Result) -> Tokens | None:
-    """Counts Copilot recorded: ``result.metadata`` (current builds), ``result`` (some
-    exports), or the request's ``usage``."""
-    for src in (result.metadata, result, req.usage):
+    """Counts Copilot recorded, from the first place that has them: ``result.metadata``
+    (``promptTokens``/``outputTokens``), ``result.usage`` (``promptTokens``/``completionTokens``),
+    ``result`` itself, or the request's ``usage`` — builds differ in where they write them.
+    None when no place has any (the call is then estimated)."""
+    for src in (result.metadata, result.usage, result, req.usage):
         if src is None:
             continue
         prompt = _count(src.prompt_tokens)

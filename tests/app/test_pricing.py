@@ -169,3 +169,44 @@ def test_snapshot_carries_its_source_and_notice() -> None:
     data = price_file.read(price_file.SNAPSHOT)
     assert data.source.startswith("genai-prices ")
     assert "MIT License" in data.notice and "pydantic/genai-prices" in data.notice
+
+
+# -- users' aliases --------------------------------------------------------------------------------
+
+
+def test_an_alias_prices_a_name_nobody_lists_as_its_target(snapshot) -> None:
+    book = PriceBook(snapshot.providers, snapshot.models, {"aide-gpt-5": "gpt-5"})
+    gpt5 = snapshot.resolve("gpt-5", "openai")
+    for name, provider in (("aide-gpt-5", "openai"), ("AIDE-GPT-5", None), ("openai/aide-gpt-5", None),
+                           ("azure/aide-gpt-5", None)):
+        assert book.resolve(name, provider) is gpt5, name
+        assert book.priced_as(name) == "gpt-5"
+        assert book.cost(name, provider, NOW, 1000, 2000) == snapshot.cost("gpt-5", "openai", NOW, 1000, 2000)
+    assert snapshot.resolve("aide-gpt-5", "openai") is None  # without the alias: unpriced
+    assert book.priced_as("gpt-5") is None and book.priced_as(None) is None
+
+
+def test_an_alias_wins_over_a_price_of_its_own_and_does_not_chain(snapshot) -> None:
+    book = PriceBook(snapshot.providers, snapshot.models,
+                     {"gpt-5": "gpt-5-mini", "fast": "gpt-5"})
+    assert book.resolve("gpt-5", "openai").model == "gpt-5-mini"
+    assert book.resolve("fast", "openai").model == "gpt-5"  # gpt-5's own price, not its alias's
+    assert book.resolve_plain("gpt-5", "openai").model == "gpt-5"
+
+
+def test_a_price_file_may_hold_aliases_alone() -> None:
+    data = price_file.read("a.json", data=b'{"aliases": {"Aide-GPT-5": "gpt-5"}}')
+    assert data.aliases == {"aide-gpt-5": "gpt-5"} and data.models == []
+    assert PriceBook.from_file(data).priced_as("aide-gpt-5") == "gpt-5"
+
+
+@pytest.mark.parametrize(("aliases", "message"), [
+    ({"x": "X"}, "a name cannot be an alias of itself"),
+    ({"x": " "}, "must not be empty"),
+    ({"x": "y", "y": "gpt-5"}, "'y' is itself an alias"),
+    ({"x": "m" * 129}, "length <= 128"),
+])
+def test_bad_aliases_in_a_price_file_say_what_is_wrong(aliases, message) -> None:
+    with pytest.raises(PriceFileError) as err:
+        price_file.read("prices.json", data=json.dumps({"aliases": aliases}).encode())
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -203,11 +203,13 @@ def test_streamed_message_counts_once_with_final_usage_and_waits_until_complete(
     parser = ClaudeParser(Path("s1.jsonl"), CTX, parser.snapshot())
     out = parser.feed(_line(type="user", sessionId="s1", uuid="p2", timestamp="2026-01-01T00:00:03Z",
                             message={"role": "user", "content": "more"}), 300)
-    assert [e.kind for e in out] == ["llm_call", "user_prompt"]
-    assert out[0].tokens is not None and out[0].tokens.output == 40
-    # a late line of an emitted message is not counted again
+    assert [e.kind for e in out] == ["user_prompt"]  # a user record does not close the message
+    # a later line of the message (after the user record) still counts: its usage is the final one
     out = parser.feed(_assistant("m1", {"type": "text", "text": "c"}, 50, "2026-01-01T00:00:04Z"), 400)
     assert [e.kind for e in out] == ["assistant_message"]
+    closed = parser.idle()
+    assert [e.kind for e in closed] == ["llm_call"]
+    assert closed[0].tokens is not None and closed[0].tokens.output == 50
     assert parser.idle() == []
 
 
@@ -243,6 +245,11 @@ record = st.fixed_dictionaries(
         "sessionId": json_values, "uuid": json_values, "message": json_values,
         "toolUseResult": json_values, "agentId": json_values, "cwd": json_values,
         "summary": json_values, "requestId": json_values, "isSidechain": json_values,
+        "data": json_values | st.fixed_dictionaries(
+            {"type": st.just("agent_progress"), "agentId": json_values,
+             "message": json_values | st.fixed_dictionaries(
+                 {"type": st.sampled_from(["assistant", "user", None]), "message": json_values,
+                  "requestId": json_values, "timestamp": json_values})}),
     },
 )
 

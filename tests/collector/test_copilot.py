@@ -409,6 +409,26 @@ def test_jsonl_growing_line_by_line_emits_each_event_once() -> None:
     assert [e.kind for e in seen[:3]] == ["session_start", "user_prompt", "tool_call"]
 
 
+USAGE_JSONL = (FIXTURES / "devlog-usage" / "workspaceStorage" / "ws-usage" / "chatSessions"
+               / "6a1f2e3d-4c5b-4a69-8f7e-0d1c2b3a4f5e.jsonl")
+
+
+def test_counts_recorded_at_result_usage_or_result_are_read_not_estimated(tmp_path: Path) -> None:
+    """Request 1 keeps its counts at ``result.usage`` (promptTokens / completionTokens), request
+    2 at ``result`` (promptTokens / outputTokens); request 3 records none and is estimated."""
+    as_json = tmp_path / "workspaceStorage" / "ws" / "chatSessions" / "s.json"
+    as_json.parent.mkdir(parents=True)
+    as_json.write_text(json.dumps(replay_change_log(USAGE_JSONL.read_bytes())))
+    for path in (USAGE_JSONL, as_json):  # the change log and the whole-document form
+        calls = of(parse(path), "llm_call")
+        assert [(c.tokens.input, c.tokens.output, c.tokens.estimated) for c in calls] == [
+            (9421, 388, False), (11020, 254, False),
+            # "Thanks" (6 characters) and "You're welcome." (15): about four a token
+            (2, 4, True)]
+        assert [c.model for c in calls] == ["claude-sonnet-4.5", "gpt-5", "gpt-5"]
+        assert [c.duration_ms for c in calls] == [5200, 3100, 900]
+
+
 # -- state -------------------------------------------------------------------------------------
 
 

@@ -124,3 +124,36 @@ def test_unknown_model_is_one_line(database_url) -> None:
     out = _prices(database_url, "show", "surely-not-a-model")
     assert out.returncode == 1 and out.stderr.count("\n") == 1
     assert "no price for model 'surely-not-a-model'" in out.stderr
+
+
+async def test_alias_set_list_show_load_and_remove(database_url, tmp_path) -> None:
+    name = f"aide-gpt-5-{uuid.uuid4().hex[:8]}"
+    made = await _run(database_url, "alias", name, "gpt-5")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith(f"{name} is priced as gpt-5 (openai/gpt-5) from now on")
+    listed = await _run(database_url, "alias", "--list")
+    assert listed.returncode == 0 and name in listed.stdout and "openai/gpt-5" in listed.stdout
+    shown = await _run(database_url, "show", name.upper())
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0].startswith(f"{name.upper()} → priced as gpt-5 (your alias) → openai/gpt-5")
+
+    bad = await _run(database_url, "alias", f"{name}-x", "surely-not-a-model")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+    assert "no price for model 'surely-not-a-model'" in bad.stderr and "Traceback" not in bad.stderr
+
+    other = f"aide-mini-{uuid.uuid4().hex[:8]}"
+    file = tmp_path / "aliases.json"
+    file.write_text(json.dumps({"source": "team aliases", "aliases": {other: "gpt-5-mini"}}))
+    loaded = await _run(database_url, "load", str(file))
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "loaded 1 alias from team aliases"
+    listed = await _run(database_url, "alias")  # no argument: the list
+    assert other in listed.stdout and "team aliases" in listed.stdout
+
+    for alias_name in (name, other):
+        removed = await _run(database_url, "alias", "--remove", alias_name)
+        assert removed.returncode == 0, removed.stderr
+    gone = await _run(database_url, "alias", "--remove", name)
+    assert gone.returncode == 1 and f"no alias {name!r}" in gone.stderr
+    unpriced = await _run(database_url, "show", name)
+    assert unpriced.returncode == 1 and "devlog prices alias NAME MODEL" in unpriced.stderr

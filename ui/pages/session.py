@@ -12,6 +12,7 @@ from litestar.response import Template
 
 from app.services import activity
 from app.services import events as event_service
+from app.services import prices as price_service
 from app.services import projects as project_service
 from app.services import sessions as session_service
 from app.services.pagination import BadCursor, decode_cursor
@@ -22,6 +23,7 @@ PAGE_SIZE = 200
 
 async def _timeline(session: session_service.SessionRecord, after: str | None) -> dict:
     """One page of the timeline, with the sub-agent sessions spawned within its time span."""
+    await price_service.book()  # the aliases its LLM calls are shown "priced as"
     try:
         page = await event_service.session_events(session.id, first=PAGE_SIZE, after=after)
         start = datetime.fromisoformat(decode_cursor(after, 3)[0]) if after else None

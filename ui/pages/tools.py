@@ -12,6 +12,7 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
 from app.services import events as event_service
+from app.services import prices as price_service
 from app.services import projects as project_service
 from app.services import usage as usage_service
 from ui.pages import ranges
@@ -42,9 +43,10 @@ async def tools_page(
     f = usage_service.UsageFilter(agents=[agent] if agent else None,
                                   projects=[project_id] if project_id else None)
     fragment = wants_fragment(request, TARGET)
-    tools, models = await asyncio.gather(
+    tools, models, _book = await asyncio.gather(
         usage_service.tool_stats(r.since, r.until, f, top_files=TOP_FILES),
-        usage_service.model_stats(r.since, r.until, f))
+        usage_service.model_stats(r.since, r.until, f),
+        price_service.book())  # the aliases models are shown "priced as"
     ctx = {"r": r, "presets": ranges.PRESETS, "tools": tools, "models": models, "tz": r.tz,
            "values": {"agent": agent, "project": str(project_id or "")}, "agents": AGENTS,
            "anything": bool(tools or models), "ever": True, "fragment": fragment,

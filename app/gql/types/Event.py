@@ -44,6 +44,16 @@ class Event:
     error: str | None
     rec: strawberry.Private[EventRecord]
 
+    @strawberry.field(description=(
+        "For an LLM call: the model a user's price alias prices `model` as "
+        "(`devlog prices alias`); null when it is priced by its own name."))
+    async def priced_as(self) -> str | None:
+        if self.kind != "llm_call" or not self.model:
+            return None
+        from app.services import prices as price_service
+
+        return (await price_service.book()).priced_as(self.model)
+
     @strawberry.field(description="The agent's raw record.")
     def payload(self) -> JSON | None:
         import msgspec

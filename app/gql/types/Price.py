@@ -5,7 +5,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from app.services.prices import PriceRecord
+from app.services.prices import AliasRecord, PriceRecord
 
 
 @strawberry.type(description=(
@@ -42,3 +42,21 @@ class Price:
                    if r.cache_write_5m is not None else r.cache_write,
                    cache_write_1h=r.cache_write_1h, reasoning=r.reasoning, tiers=r.tiers,
                    source=r.source, loaded_at=r.loaded_at)
+
+
+@strawberry.type(description=(
+    "A user's price alias: LLM calls of model `name` are priced as `model` "
+    "(`devlog prices alias NAME MODEL`, or a price file's `aliases`)."))
+class PriceAlias:
+    name: str = strawberry.field(description="The model name as agents report it (lower-cased).")
+    model: str = strawberry.field(description="The model name it is priced as.")
+    resolves_to: str | None = strawberry.field(description=(
+        "`provider/model` of the price used for it today; null when `model` has no price any "
+        "more (its calls are then unpriced)."))
+    source: str = strawberry.field(description="`devlog prices alias`, or the price file.")
+    loaded_at: datetime = strawberry.field(description="When it was set.")
+
+    @classmethod
+    def from_record(cls, r: AliasRecord) -> PriceAlias:
+        return cls(name=r.name, model=r.model, resolves_to=r.resolves_to, source=r.source,
+                   loaded_at=r.loaded_at)

@@ -185,10 +185,13 @@ class ModelStat:
     cost_usd: float | None
     unpriced_calls: int
     latency: Percentiles
+    priced_as: str | None = strawberry.field(description=(
+        "The model a user's price alias prices this one as (`devlog prices alias`); null "
+        "when it is priced by its own name."))
 
     @classmethod
-    def from_record(cls, r: service.ModelStat) -> ModelStat:
-        return cls(model=r.model, calls=r.calls,
+    def from_record(cls, r: service.ModelStat, priced_as: str | None = None) -> ModelStat:
+        return cls(model=r.model, calls=r.calls, priced_as=priced_as,
                    tokens=TokenBuckets(input=BigInt(r.tokens_input), output=BigInt(r.tokens_output),
                                        cache_read=BigInt(r.tokens_cache_read),
                                        cache_write=BigInt(r.tokens_cache_write),
