@@ -23,6 +23,7 @@ event is rejected alone, its neighbours are stored.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -118,6 +119,20 @@ def clean_fields(obj: Any, fields: tuple[str, ...]) -> None:
             setattr(obj, name, clean_text(value))
 
 
+_event_text = operator.attrgetter(*_EVENT_TEXT)
+_project_text = operator.attrgetter(*_PROJECT_TEXT)
+_join = "".join
+
+
+def _clean_event_text(event: Any) -> None:
+    # one check of all the text (the usual case: nothing to clean), field by field only if needed
+    if needs_cleaning(_join(filter(None, _event_text(event)))):
+        clean_fields(event, _EVENT_TEXT)
+    project = event.project
+    if project is not None and needs_cleaning(_join(filter(None, _project_text(project)))):
+        clean_fields(project, _PROJECT_TEXT)
+
+
 # --------------------------------------------------------------------------- payload
 
 _JSON = msgspec.json.Decoder()
@@ -164,15 +179,26 @@ def _scan(value: Any) -> bool:
 
 def payload_json(value: Any) -> str | None:
     """JSON text of a decoded payload (an event built in-process or decoded as plain JSON),
-    cleaned; raises OutOfBounds."""
+    cleaned; raises OutOfBounds.
+
+    Encoded first (the usual case costs that and three searches of the text); the payload is
+    walked only when the text says it may be out of bounds: a ``\u0000`` escape or a string
+    UTF-8 cannot encode (to clean), more brackets than the depth bound (to measure), ``null``
+    (msgspec writes NaN and infinities as null), or a value msgspec cannot encode."""
     if value is None:
         return None
-    if _scan(value):
-        value = _clean_value(value)
     try:
-        return _encode(value).decode()
-    except (TypeError, ValueError, OverflowError) as exc:  # not JSON: a set, an object, …
+        data = _encode(value)
+    except UnicodeEncodeError:  # lone surrogates
+        data = None
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        _scan(value)  # names what is out of bounds (too deep, an unreadable number), or:
         raise OutOfBounds(f"`payload` is not JSON: {exc}") from None
+    if (data is None or b"\\u0000" in data or b"null" in data
+            or data.count(b"[") + data.count(b"{") > MAX_PAYLOAD_DEPTH):
+        if _scan(value) or data is None or b"\\u0000" in data:
+            data = _encode(_clean_value(value))
+    return data.decode()
 
 
 def check_payload_text(text: str) -> str:
@@ -210,9 +236,7 @@ def check_ts(ts: datetime, latest: datetime) -> None:
 def check_event(event: Any, latest: datetime) -> str | None:
     """An event built in-process or converted from plain JSON: its text cleaned in place, its
     time checked; returns its payload as JSON text. Raises OutOfBounds."""
-    clean_fields(event, _EVENT_TEXT)
-    if event.project is not None:
-        clean_fields(event.project, _PROJECT_TEXT)
+    _clean_event_text(event)
     check_ts(event.ts, latest)
     return payload_json(event.payload)
 

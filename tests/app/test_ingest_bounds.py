@@ -339,3 +339,35 @@ async def test_an_invalid_machine_entry_loses_no_event(client, database_url) -> 
     rows = await stored(database_url, "SELECT key, hostname FROM machine WHERE key LIKE $1 ORDER BY key",
                         f"%{tag}")
     assert [tuple(r) for r in rows] == [(f"m-{tag}", f"m-{tag}"), (f"m3-{tag}", "fine")]
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+def test_events_built_in_process_get_the_same_bounds() -> None:
+    """What a receiver calling submit() with Python values (not an HTTP body) may pass: NaN
+    floats, lone surrogates, objects JSON cannot hold, deep lists — the same outcome as over HTTP."""
+    from app.ingest.batch import validate
+
+    native = f"inproc-{uuid.uuid4()}"
+    deep: list = []
+    for _ in range(70):
+        deep = [deep]
+    events = [event(native, 1, content="ok\x00", payload={"\ud800k": ["v\udfff", None]}),
+              event(native, 2, payload={"x": float("nan")}),
+              event(native, 3, payload={"x": [float("-inf")]}),
+              event(native, 4, payload={"x": object()}),
+              event(native, 5, payload=deep),
+              dict(event(native, 6), session="s\ud800"),
+              event(native, 7, payload={"fine": None, "n": 1.5})]
+    machines, prepared, rejected, repeats = validate({"events": events, "machines": [MACHINE]},
+                                                     max_events=100, max_event_bytes=1 << 20)
+    assert [p.event.seq for p in prepared] == [1, 6, 7] and repeats == 0
+    assert prepared[0].event.content == "ok\ufffd"
+    assert json.loads(prepared[0].payload_json) == {"\ufffdk": ["v\ufffd", None]}
+    assert prepared[1].event.session == "s\ufffd"
+    assert json.loads(prepared[2].payload_json) == {"fine": None, "n": 1.5}
+    reasons = {r.index: r.reason for r in rejected}
+    assert set(reasons) == {1, 2, 3, 4}
+    assert "NaN" in reasons[1] and "NaN" in reasons[2] and "`payload` is not JSON" in reasons[3]
+    assert "nested deeper than 64" in reasons[4]
