@@ -105,7 +105,7 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
     parent_session: Key | None = None
     project: ProjectRef | None = None
     workspace: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
-    seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] = 0  # order within the source (line, offset)
+    seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] = 0  # order within the source
     agent_version: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     model: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     provider: Annotated[str, msgspec.Meta(max_length=64)] | None = None

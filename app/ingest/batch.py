@@ -235,7 +235,8 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int,
                         index=index, id=_id_of(obj),
                         reason=f"event is nested deeper than {bounds.MAX_PAYLOAD_DEPTH} levels")
     latest = bounds.latest_ts(now)
-    check_typed, check_event, OutOfBounds = bounds.check_typed_event, bounds.check_event, bounds.OutOfBounds
+    check_typed, check_event = bounds.check_typed_event, bounds.check_event
+    OutOfBounds = bounds.OutOfBounds
     rejected: list[Rejection] = []
     prepared: list[PreparedEvent] = []
     append = prepared.append
@@ -252,7 +253,8 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int,
             else:
                 payload_json = check_typed(event, payloads[index], latest)
         except OutOfBounds as exc:
-            rejected.append(Rejection(index=index, id=str(event.id), reason=bounds.shorten(str(exc))))
+            rejected.append(Rejection(index=index, id=str(event.id),
+                                      reason=bounds.shorten(str(exc))))
             continue
         size = len(payload_json) if payload_json else 0
         if event.content:
