@@ -323,6 +323,10 @@ async def test_deep_nesting_elsewhere_rejects_that_event_or_is_a_clear_bad_reque
                                  + b"[" * 5000 + b"]" * 5000 + b"}}",
                                  headers={"content-type": "application/json"})
     assert response.status_code == 400
+    # an ingest body that is not JSON at all (cut short) is still a 400, not a 500
+    cut = body_of([event(native, 2)])[:-20]
+    response = await client.post("/graphql", content=cut, headers={"content-type": "application/json"})
+    assert response.status_code == 400
 
 
 # --------------------------------------------------------------------------- machines
