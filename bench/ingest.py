@@ -6,7 +6,7 @@ reasoning), then, in one run and each into its own fresh, migrated database:
 
 1. raw COPY: asyncpg ``copy_records_to_table`` of the very rows ingest would write, straight into
    ``agent_event`` (no dedup, no rollups, no HTTP) — the ceiling;
-2. service: ``app.ingest.batch.ingest_batch`` called in-process (validation, upserts, COPY +
+2. service: ``app.ingest.submit.submit`` called in-process (validation, upserts, COPY +
    ON CONFLICT, rollups, NOTIFY; no HTTP/GraphQL);
 3. end-to-end: a real ``devlog serve`` process, ``--clients`` concurrent aiohttp clients posting
    ``ingestEvents`` batches (bodies encoded before the clock starts).
@@ -139,7 +139,7 @@ async def raw_copy(url: str, events: list[dict], batch: int, clients: int) -> fl
 
 async def service(url: str, events: list[dict], batch: int, clients: int) -> float:
     from app.db import engine
-    from app.ingest.batch import ingest_batch
+    from app.ingest.submit import submit
 
     engine.configure(url)
     await engine.open_pool(clients, clients)
@@ -153,8 +153,8 @@ async def service(url: str, events: list[dict], batch: int, clients: int) -> flo
         nonlocal accepted
         while not queue.empty():
             chunk = queue.get_nowait()
-            result = await ingest_batch({"events": chunk, "machines": MACHINES},
-                                        max_events=batch, max_event_bytes=1 << 20)
+            result = await submit({"events": chunk, "machines": MACHINES}, None,
+                                  max_events=batch, max_event_bytes=1 << 20)
             accepted += result.accepted
 
     t0 = time.perf_counter()

@@ -56,9 +56,17 @@ ToolCategory = Literal[
 ]
 Status = Literal["ok", "error", "cancelled", "rejected"]
 
+# Bounds the server enforces on decode (the rest — timestamps, payload depth and numbers, NUL
+# and lone surrogates — in app/ingest/bounds.py; ARCHITECTURE.md has the whole table). Each one
+# fits its column and keeps the sums built from it (session totals, rollups) in theirs.
+MAX_INT32 = 2**31 - 1  # integer columns (lines added / removed)
+MAX_INT64 = 2**63 - 1  # bigint columns (seq)
+MAX_COUNT = 10**12  # token counts and durations (ms): millions of them still sum in a bigint
+MAX_COST_USD = 1e10  # numeric(18, 8) holds less than 10^10
+
 Short = Annotated[str, msgspec.Meta(max_length=255)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-Count = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 
 
 class Tokens(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
@@ -104,21 +112,21 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
     parent_session: Key | None = None
     project: ProjectRef | None = None
     workspace: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
-    seq: Annotated[int, msgspec.Meta(ge=0)] = 0  # order within the source (line, offset)
+    seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] = 0  # order within the source
     agent_version: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     model: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     provider: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     tokens: Tokens | None = None
-    cost_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None  # as reported by the agent
-    duration_ms: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    cost_usd: Annotated[float, msgspec.Meta(ge=0, lt=MAX_COST_USD)] | None = None  # as reported
+    duration_ms: Count | None = None
     stop_reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     tool_name: Short | None = None
     tool_category: ToolCategory | None = None
     tool_call_id: Short | None = None
     status: Status | None = None
     file_path: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
-    lines_added: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    lines_removed: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    lines_added: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT32)] | None = None
+    lines_removed: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT32)] | None = None
     command: str | None = None
     content: str | None = None
     error: str | None = None

@@ -44,6 +44,9 @@ class Rollup:
     measures: tuple[tuple[str, str], ...]
     where: str = "TRUE"
     key_types: tuple[str, ...] = ()
+    # keys too long for a btree entry (file paths): indexed by their md5 in the plain tables,
+    # and without TimescaleDB's per-key group index on the continuous aggregates
+    long_keys: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -142,6 +145,7 @@ FILES = Rollup(
         ("lines_removed", "coalesce(sum(e.lines_removed) FILTER (WHERE e.kind = 'tool_result'), 0)"),
     ),
     where="e.file_path IS NOT NULL AND e.kind IN ('tool_call', 'tool_result')",
+    long_keys=("file_path",),
 )
 
 # USAGE without kind, model and tool: the same totals in a tenth of the rows, for the common
@@ -176,7 +180,7 @@ TIMESCALE_DAY = "time_bucket(INTERVAL '1 day', bucket)"
 
 def _unique_key(r: Rollup) -> str:
     # file paths can be longer than a btree entry allows: the key holds their md5
-    return ", ".join(["bucket", *(f"md5({c})" if c == "file_path" else c for c, _ in r.keys)])
+    return ", ".join(["bucket", *(f"md5({c})" if c in r.long_keys else c for c, _ in r.keys)])
 
 
 def _plain_table(name: str, r: Rollup) -> str:
@@ -254,7 +258,29 @@ def timescale_ddl(r: Rollup) -> list[str]:
     daily = (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {r.daily}\n"
              f"WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS\n"
              f"{r.reaggregate(TIMESCALE_DAY, r.name)}\nWITH NO DATA")
-    return [hourly, daily]
+    return [hourly, daily, *timescale_drop_long_key_indexes_sql(r)]
+
+
+def timescale_drop_long_key_indexes_sql(r: Rollup) -> list[str]:
+    """TimescaleDB gives a continuous aggregate a btree index ``(key, bucket)`` per grouping
+    key; a file path longer than a btree entry (about 2,700 bytes) would fail every refresh of
+    its hour. Those indexes on ``long_keys`` are dropped (no read looks a path up). Idempotent."""
+    if not r.long_keys:
+        return []
+    views = ", ".join(f"'{name}'" for name in (r.name, r.daily))
+    columns = " OR ".join(f"i.indexdef LIKE '%({c},%'" for c in r.long_keys)
+    return [f"""DO $$
+DECLARE ix record;
+BEGIN
+    FOR ix IN SELECT i.schemaname, i.indexname
+              FROM pg_indexes i JOIN timescaledb_information.continuous_aggregates c
+                ON i.schemaname = c.materialization_hypertable_schema
+               AND i.tablename = c.materialization_hypertable_name
+              WHERE c.view_name IN ({views}) AND ({columns})
+    LOOP
+        EXECUTE format('DROP INDEX %I.%I', ix.schemaname, ix.indexname);
+    END LOOP;
+END $$"""]
 
 
 def timescale_policy_sql(r: Rollup, compress_after: str | None) -> list[str]:

@@ -33,8 +33,9 @@ class Project(Table, tablename="project", db=DB):
     """A code base, identified by its normalised git remote URL, or by path when it has none."""
 
     id = UUID(primary_key=True)
-    key = Varchar(length=1024, unique=True, help_text="normalised remote URL, or path:<machine>:<dir>")
-    name = Varchar(length=255)
+    # unique on md5(key) (a path can outgrow a btree entry: migration 0007)
+    key = Text(help_text="normalised remote URL, or path:<machine>:<dir>")
+    name = Text()
     remote_url = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     last_seen_at = Timestamptz(default=TimestamptzNow())
@@ -101,7 +102,7 @@ class AgentSession(Table, tablename="agent_session", db=DB):
     tokens_cache_read = BigInt(default=0)
     tokens_cache_write = BigInt(default=0)
     tokens_reasoning = BigInt(default=0)
-    cost_usd = Numeric(digits=(18, 8), null=True, default=None)
+    cost_usd = Numeric(digits=(24, 8), null=True, default=None)  # a sum of events' costs
     models = JSONB(default="[]")
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
@@ -152,15 +153,15 @@ class AgentEvent(Table, tablename="agent_event", db=DB):
 
 
 class SessionFile(Table, tablename="session_file", db=DB):
-    """A file an agent session touched (read, wrote, edited); key (session_id, path)."""
+    """A file an agent session touched (read, wrote, edited); unique (session_id, md5(path))."""
 
-    session_id = UUID(primary_key=True)  # database key: (session_id, path)
+    session_id = UUID(primary_key=True)  # database key: unique (session_id, md5(path))
     path = Text()
     first_ts = Timestamptz()
     last_ts = Timestamptz()
     touches = Integer(default=0)
-    lines_added = Integer(default=0)
-    lines_removed = Integer(default=0)
+    lines_added = BigInt(default=0)  # sums of per-event counts
+    lines_removed = BigInt(default=0)
 
 
 class ApiKey(Table, tablename="api_key", db=DB):

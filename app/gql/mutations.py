@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import strawberry
 
+from app.access.graphql import principal_of
 from app.errors import DevlogError
 from app.gql.context import Info
 from app.gql.scalars.EventBatch import EventBatch
 from app.gql.types.IngestResult import IngestResult
-from app.ingest.batch import ingest_batch
+from app.ingest.submit import submit
 
 
 @strawberry.type
@@ -21,8 +22,10 @@ class Mutation:
     async def ingest_events(self, info: Info, batch: EventBatch) -> IngestResult:  # type: ignore[valid-type]
         settings = info.context.settings
         try:
-            result = await ingest_batch(batch, max_events=settings.max_batch_events,
-                                        max_event_bytes=settings.max_event_bytes)
+            # the caller, as the Authorise extension resolved it (cached per connection)
+            principal = await principal_of(info.context)
+            result = await submit(batch, principal, max_events=settings.max_batch_events,
+                                  max_event_bytes=settings.max_event_bytes)
         except DevlogError as exc:
             raise ValueError(str(exc)) from None
         return IngestResult.from_record(result)

@@ -1,31 +1,36 @@
-"""Validate a decoded ``EventBatch`` item by item, then write the valid events.
+"""Validate a decoded ``EventBatch`` item by item: each event is checked against the wire
+contract's declared bounds (``collector.wire``) and the rest of its bounds
+(``app.ingest.bounds``), so an invalid event is rejected alone with its index and a reason
+naming the field. ``app.ingest.submit`` then writes the valid ones.
 
 Two ways in:
 
 - a batch decoded as plain JSON values (dicts and lists): all its events are converted to
-  ``Event`` with one msgspec call; only if that fails are they converted one by one, so each
-  invalid event is rejected alone with its index and reason;
+  ``Event`` with one msgspec call; only if that fails are they converted one by one;
 - a :class:`DecodedBatch`: the HTTP body of an ``ingestEvents`` request decoded by
   :func:`decode_request` straight into typed events (no intermediate dicts), payloads kept as
   the JSON text the client sent. That decode succeeds only when every event is valid;
-  otherwise the body is decoded as plain JSON and takes the first way.
+  otherwise the body is decoded as plain JSON (``app.ingest.body``) and takes the first way.
+
+A batch's ``machines`` are facts about the machines its events name: an invalid entry is
+ignored (logged), its machine keeps the facts it had, and no event is lost for it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from datetime import datetime
 from typing import Any
 
-import asyncpg
 import msgspec
 
-from app.db import engine
-from app.db.engine import describe_connect_error
-from app.errors import DatabaseUnavailable, DevlogError
-from app.ingest import identity
-from app.ingest.writer import PreparedEvent, encode_payload, write_batch
-from app.pricing import book as prices
-from collector.wire import Batch, Event, IngestResult, MachineInfo, ProjectRef, Rejection, Tokens
+from app.errors import DevlogError
+from app.ingest import bounds, identity
+from app.ingest.writer import PreparedEvent
+from collector.wire import Event, MachineInfo, ProjectRef, Rejection, Tokens
+
+log = logging.getLogger(__name__)
 
 
 class BatchError(DevlogError):
@@ -109,13 +114,15 @@ class DecodedBatch:
 def decode_request(body: bytes) -> dict[str, Any] | None:
     """A GraphQL request body whose ``$batch: EventBatch`` variable is a batch of valid events,
     decoded with that variable as a :class:`DecodedBatch`; None for any other body (decode it as
-    plain JSON then)."""
+    plain JSON then). The body is repaired first (``bounds.repair_json``: NUL and lone
+    surrogates), so every string of its events is storable."""
     if b"EventBatch" not in body:
         return None
+    body = bounds.repair_json(body)
     try:
         request = _REQUEST.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):  # not such a request, or an invalid
-        return None  # event: the general path
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # not such a request,
+        return None  # or an invalid event, or nested too deep: the general path
     if not _DECLARES_BATCH.search(request.query):
         return None
     batch = request.variables.batch
@@ -153,39 +160,68 @@ def _canonical_uuids(ids: list[str]) -> bool:
 def _id_of(obj: Any) -> str | None:
     if isinstance(obj, dict):
         value = obj.get("id")
-        return value if isinstance(value, str) else None
+        return bounds.shorten(value) if isinstance(value, str) else None
     return None
 
 
 def _reason(exc: msgspec.ValidationError) -> str:
-    return str(exc).replace("`$.", "`")
+    return bounds.shorten(str(exc).replace("`$.", "`"))
+
+
+class _Shape(msgspec.Struct, kw_only=True, gc=False):
+    """A batch's shape, before its items are validated one by one."""
+
+    events: list[Any]
+    machines: list[Any] = []
+
+
+class _MachineInfo(MachineInfo, gc=False):
+    pass
 
 
 _EVENTS = list[_Event]
 
 
-def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int
-             ) -> tuple[Batch | DecodedBatch, list[PreparedEvent], list[Rejection], int]:
-    """Returns (batch, valid events de-duplicated by id, rejections, duplicates within batch)."""
+def _machines(items: list[Any]) -> list[MachineInfo]:
+    """The valid machine entries, cleaned; invalid ones are logged and ignored."""
+    machines = []
+    for index, item in enumerate(items):
+        try:
+            machine = msgspec.convert(item, _MachineInfo)
+        except msgspec.ValidationError as exc:
+            log.warning("ingest: machines[%d] ignored (%s)", index, _reason(exc))
+            continue
+        bounds.clean_fields(machine, bounds.MACHINE_TEXT)
+        machines.append(machine)
+    return machines
+
+
+def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int,
+             now: datetime | None = None,
+             ) -> tuple[list[MachineInfo], list[PreparedEvent], list[Rejection], int]:
+    """Returns (the batch's valid machines, its valid events de-duplicated by id, rejections,
+    duplicates within the batch). ``now``: the server's clock (events may be dated up to a day
+    after it)."""
     payloads: list[str | None] | None = None
     invalid: dict[int, Rejection] = {}
     if isinstance(batch_obj, DecodedBatch):
-        batch: Batch | DecodedBatch = batch_obj
+        machines: list[MachineInfo] = batch_obj.machines  # type: ignore[assignment]
         events: list[Any] = batch_obj.events
         payloads = batch_obj.payloads
     else:
         try:
-            batch = msgspec.convert(batch_obj, Batch)
+            shape = msgspec.convert(batch_obj, _Shape)
         except msgspec.ValidationError as exc:
-            raise BatchError(f"invalid batch: {exc}") from None
-        events = batch.events
+            raise BatchError(f"invalid batch: {_reason(exc)}") from None
+        events = shape.events
+        machines = _machines(shape.machines)
     if len(events) > max_events:
         raise BatchError(f"batch has {len(events)} events; the limit is {max_events} "
                          "(DEVLOG_MAX_BATCH_EVENTS): split it")
     if payloads is None:
         try:  # the usual case, every event valid: one call converts them all
             events = msgspec.convert(events, _EVENTS)
-        except msgspec.ValidationError:  # then one by one, to name each invalid event
+        except (msgspec.ValidationError, RecursionError):  # then one by one, to name each
             objs, events = events, []
             for index, obj in enumerate(objs):
                 try:
@@ -193,6 +229,14 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int
                 except msgspec.ValidationError as exc:
                     events.append(None)
                     invalid[index] = Rejection(index=index, id=_id_of(obj), reason=_reason(exc))
+                except RecursionError:  # a value nested far deeper than any bound
+                    events.append(None)
+                    invalid[index] = Rejection(
+                        index=index, id=_id_of(obj),
+                        reason=f"event is nested deeper than {bounds.MAX_PAYLOAD_DEPTH} levels")
+    latest = bounds.latest_ts(now)
+    check_typed, check_event = bounds.check_typed_event, bounds.check_event
+    OutOfBounds = bounds.OutOfBounds
     rejected: list[Rejection] = []
     prepared: list[PreparedEvent] = []
     append = prepared.append
@@ -203,12 +247,15 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int
         if event is None:
             rejected.append(invalid[index])
             continue
-        if payloads is None:
-            payload_json = None if event.payload is None else encode_payload(event.payload)
-        else:
-            payload_json = payloads[index]
-            if payload_json is not None and "\\u0000" in payload_json:  # jsonb rejects it
-                payload_json = encode_payload(msgspec.json.decode(payload_json))
+        try:
+            if payloads is None:
+                payload_json = check_event(event, latest)
+            else:
+                payload_json = check_typed(event, payloads[index], latest)
+        except OutOfBounds as exc:
+            rejected.append(Rejection(index=index, id=str(event.id),
+                                      reason=bounds.shorten(str(exc))))
+            continue
         size = _utf8_len(payload_json) if payload_json else 0
         if event.content:
             size += _utf8_len(event.content)
@@ -228,27 +275,9 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int
             continue
         seen.add(key)
         append(PreparedEvent(event, key, session_key(event.agent, event.session), payload_json))
-    return batch, prepared, rejected, repeats
+    return machines, prepared, rejected, repeats
 
 
 def _utf8_len(text: str) -> int:
     """Bytes of ``text`` in UTF-8 (the limit counts bytes: 1 MB of emoji is 4 MB stored)."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
-async def ingest_batch(batch_obj: Any, *, max_events: int, max_event_bytes: int) -> IngestResult:
-    batch, prepared, rejected, repeats = validate(
-        batch_obj, max_events=max_events, max_event_bytes=max_event_bytes)
-    if not prepared:
-        return IngestResult(accepted=0, duplicates=repeats, rejected=rejected)
-    try:
-        async with engine.pool().acquire() as conn:
-            book = await prices.current(conn)
-            result = await write_batch(conn, prepared, batch.machines, book)
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            asyncpg.CannotConnectNowError) as exc:
-        raise DatabaseUnavailable(
-            f"database unavailable, nothing was stored ({describe_connect_error(exc)}); retry"
-        ) from None
-    return IngestResult(accepted=result.accepted, duplicates=result.duplicates + repeats,
-                        rejected=rejected)

@@ -109,7 +109,7 @@ WITH cm AS (
     INSERT INTO session_file (session_id, path, first_ts, last_ts, touches, lines_added,
                               lines_removed)
     SELECT * FROM unnest($52::uuid[], $53::text[], $54::timestamptz[], $55::timestamptz[],
-                         $56::int[], $57::int[], $58::int[])
+                         $56::int[], $57::bigint[], $58::bigint[])
          AS f(session_id, path, first_ts, last_ts, touches, lines_added, lines_removed)
     WHERE f.session_id IN (SELECT id FROM cs WHERE created)
     ORDER BY 1, 2
@@ -127,8 +127,8 @@ WITH f AS (
     INSERT INTO session_file AS f (session_id, path, first_ts, last_ts, touches, lines_added,
                                    lines_removed)
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-                         $5::int[], $6::int[], $7::int[]) ORDER BY 1, 2
-    ON CONFLICT (session_id, path) DO UPDATE SET
+                         $5::int[], $6::bigint[], $7::bigint[]) ORDER BY 1, 2
+    ON CONFLICT (session_id, md5(path)) DO UPDATE SET
         first_ts = least(f.first_ts, EXCLUDED.first_ts),
         last_ts = greatest(f.last_ts, EXCLUDED.last_ts),
         touches = f.touches + EXCLUDED.touches,

@@ -131,27 +131,7 @@ def _clean(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd")
 
 
-def _strip_nuls(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [_strip_nuls(v) for v in value]
-    if isinstance(value, dict):
-        return {_strip_nuls(k): _strip_nuls(v) for k, v in value.items()}
-    return value
-
-
 _encode = msgspec.json.encode
-
-
-def encode_payload(payload: Any) -> str | None:
-    """JSON text for a jsonb column (which rejects \\u0000 escapes)."""
-    if payload is None:
-        return None
-    data = _encode(payload)
-    if b"\\u0000" in data:  # rare: clean the object, not the text (escapes make text edits unsafe)
-        data = _encode(_strip_nuls(payload))
-    return data.decode()
 
 
 _by_id = itemgetter(_ID)

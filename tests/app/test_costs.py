@@ -92,7 +92,7 @@ async def test_recompute_sql_agrees_with_ingest(client, database_url) -> None:
     from app.services import recompute
 
     native = f"agree-{uuid.uuid4()}"
-    start = BASE_TS + timedelta(days=400)  # a day of its own
+    start = BASE_TS - timedelta(days=400)  # a day of its own (in the past: see bounds.MAX_AHEAD)
     calls = [
         _call(native, 1, "claude-sonnet-4-5", ts=start),
         _call(native, 2, "claude-opus-4-1", ts=start + timedelta(seconds=1),

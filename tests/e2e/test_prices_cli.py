@@ -47,7 +47,7 @@ async def _state(url: str, native: str) -> tuple[list, object]:
 async def test_load_then_recompute_prices_stored_calls(client, database_url, tmp_path) -> None:
     model = f"acme-coder-{uuid.uuid4().hex[:8]}"
     native = f"prices-cli-{uuid.uuid4()}"
-    day = BASE_TS + timedelta(days=30)
+    day = BASE_TS - timedelta(days=100)  # it and day + 40 in the past (ingest refuses the future)
     tokens = {"input": 1000, "output": 2000, "cacheRead": 10_000}
     record, secret = await keys.create(f"prices-{uuid.uuid4().hex[:6]}")  # other tests made keys
     try:

@@ -287,3 +287,28 @@ def test_devlog_rollups_compressed_then_refreshed_with_late_events(pglite: PGlit
         assert_same_rows(pglite, f"SELECT * FROM {r.daily}",
                          r.reaggregate("time_bucket(INTERVAL '1 day', bucket)",
                                        f"({r.select(rollups.TIMESCALE_BUCKET, rollups.EVENTS)}) AS h"))
+
+
+def test_file_paths_longer_than_a_btree_entry_refresh(pglite: PGlite) -> None:
+    """TimescaleDB indexes each grouping key of a cagg; a 4 KB path (over the ~2,700-byte btree
+    limit, and not compressible) failed every refresh of its hour until the file_path index was
+    dropped (``timescale_ddl``, and migration 0007 on caggs made before)."""
+    import hashlib
+
+    path = "/" + "/".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(63))
+    assert len(path) > 4000
+    pglite.run([{"sql": s} for s in schema_sql()])
+    pglite.execute(*rollups.timescale_ddl(rollups.FILES))
+    pglite.execute(*rollups.timescale_drop_long_key_indexes_sql(rollups.FILES))  # again: a no-op
+    pglite.execute(f"""INSERT INTO agent_event (id, ts, session_id, kind, agent, tool_name, file_path)
+                       VALUES (gen_random_uuid(), '2026-01-01 01:00+00', '{SESSION_1}', 'tool_call',
+                               'claude-code', 'Edit', '{path}')""")
+    refresh(pglite, rollups.FILES.name, rollups.FILES.daily)
+    for name in (rollups.FILES.name, rollups.FILES.daily):
+        assert pglite.query(f"SELECT file_path, touches::int FROM {name}") == [
+            {"file_path": path, "touches": 1}]
+    indexes = pglite.query("SELECT i.indexdef FROM pg_indexes i JOIN timescaledb_information.continuous_aggregates c"
+                           " ON i.tablename = c.materialization_hypertable_name"
+                           " WHERE c.view_name LIKE 'tool_file_%'")
+    assert indexes and not [i for i in indexes if "file_path" in i["indexdef"]]
+    assert [i for i in indexes if "(tool_name, bucket" in i["indexdef"]]  # the others stay
