@@ -116,6 +116,9 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
     content: str | None = None
     error: str | None = None
     payload: Any = None  # the agent's raw record, kept for the timeline
+    # Version of this event: the server keeps, per id, the one with the highest revision (a
+    # call whose usage grew is sent again with a higher one); equal or lower: a duplicate.
+    revision: Annotated[int, msgspec.Meta(ge=0, lt=2**31)] = 0
 
 
 class Batch(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
@@ -132,9 +135,10 @@ class Rejection(msgspec.Struct, kw_only=True):
 
 
 class IngestResult(msgspec.Struct, kw_only=True):
-    accepted: int
-    duplicates: int
+    accepted: int  # new events stored
+    duplicates: int  # already stored with the same or a higher revision: nothing changed
     rejected: list[Rejection]
+    revised: int = 0  # stored events replaced by a higher revision
 
 
 def event_from_obj(obj: Any) -> Event:

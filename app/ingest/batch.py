@@ -14,6 +14,7 @@ Two ways in:
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import asyncpg
@@ -196,7 +197,7 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int
     rejected: list[Rejection] = []
     prepared: list[PreparedEvent] = []
     append = prepared.append
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # id -> its position in prepared
     repeats = 0
     session_key = identity.session_key
     for index, event in enumerate(events):
@@ -223,10 +224,14 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int
                        "(DEVLOG_MAX_EVENT_BYTES): truncate its payload or content"))
             continue
         key = event.id.hex if payloads is None else event.id.replace("-", "")
-        if key in seen:
+        if key in seen:  # the same event twice: the highest revision is the one written
             repeats += 1
+            at = seen[key]
+            if event.revision > prepared[at].event.revision:
+                prepared[at] = PreparedEvent(event, key, session_key(event.agent, event.session),
+                                             payload_json)
             continue
-        seen.add(key)
+        seen[key] = len(prepared)
         append(PreparedEvent(event, key, session_key(event.agent, event.session), payload_json))
     return batch, prepared, rejected, repeats
 
@@ -245,5 +250,28 @@ async def ingest_batch(batch_obj: Any, *, max_events: int, max_event_bytes: int)
         raise DatabaseUnavailable(
             f"database unavailable, nothing was stored ({describe_connect_error(exc)}); retry"
         ) from None
+    if result.rejected:  # revisions that would change an event's identity
+        more = [Rejection(index=_index_of(batch, uuid.UUID(key)), id=str(uuid.UUID(key)),
+                          reason=reason) for key, reason in result.rejected]
+        rejected = sorted(rejected + more, key=lambda r: r.index)
     return IngestResult(accepted=result.accepted, duplicates=result.duplicates + repeats,
-                        rejected=rejected)
+                        revised=result.revised, rejected=rejected)
+
+
+def _index_of(batch: Batch | DecodedBatch, event_id: uuid.UUID) -> int:
+    """The position in the batch of the event written with this id: the first one with its
+    highest revision (the one ``validate`` keeps)."""
+    best, at = -1, -1
+    for index, e in enumerate(batch.events):
+        if isinstance(e, dict):
+            try:
+                same = uuid.UUID(str(e.get("id"))) == event_id
+            except ValueError:
+                continue
+            revision = e.get("revision", 0)
+        else:
+            same = uuid.UUID(str(e.id)) == event_id
+            revision = e.revision
+        if same and isinstance(revision, int) and revision > best:
+            best, at = revision, index
+    return at
