@@ -6,7 +6,8 @@ the same id sent with another ``ts`` was a second row, counted twice everywhere.
 - ``agent_event.revision`` (0 for every stored event): ingest keeps the highest per id;
 - duplicates already stored are merged: per id the row ingested last is kept (ties: the later
   ``ts``), the others are deleted and taken out of their sessions' rollups and ``session_file``
-  rows (``UNROLL``, as a revision does);
+  rows (``UNROLL``, as a revision does), and a session whose earliest prompt was a deleted
+  copy takes its title from the earliest one left;
 - plain PostgreSQL: the primary key becomes ``id``; the analytics rollup tables get their
   plain-only counts (``rollups.plain_counts_ddl``) and the hours that have raw events are
   re-aggregated (exact counts, and no duplicate left in them); hours whose raw events are gone
@@ -23,6 +24,7 @@ from app.db.ddl import execute_script, fetch
 from app.db.engine import DB
 from app.db.timescale import storage_info
 from app.ingest.revision_statements import REMOVED_DDL, UNROLL
+from app.ingest.revisions import retitle_sessions
 from app.jobs import ranges
 from app.jobs import rollups as rollup_job
 from app.settings import get_settings
@@ -101,6 +103,10 @@ async def _reaggregate_plain() -> None:
 async def _apply() -> None:
     for statement in merge_duplicates_sql():
         await execute_script(statement)
+    # a session whose earliest prompt was a deleted copy: the title from the earliest left
+    retitle = await fetch("SELECT DISTINCT session_id::text FROM ingest_removed"
+                          " WHERE kind = 'user_prompt'")
+    await retitle_sessions(DB.current_transaction.get().connection, [r[0] for r in retitle])
     if (await storage_info()).hypertable:
         await execute_script(EVENT_KEY_DDL)
     else:

@@ -109,7 +109,12 @@ async def apply(conn: asyncpg.Connection, found: Found, keyed: bool) -> None:
 
 async def retitle(conn: asyncpg.Connection, found: Found) -> None:
     """Sessions whose prompts were revised: the title from their earliest prompt again."""
-    sessions = sorted({r[I_SESSION] for r, _ in found.revisions if r[I_KIND] == "user_prompt"})
+    await retitle_sessions(conn, sorted({r[I_SESSION] for r, _ in found.revisions
+                                         if r[I_KIND] == "user_prompt"}))
+
+
+async def retitle_sessions(conn: asyncpg.Connection, sessions: list[str]) -> None:
+    """These sessions take their title from their earliest prompt again."""
     if not sessions:
         return
     prompts: dict[str, list] = {s: [] for s in sessions}
