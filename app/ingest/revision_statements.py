@@ -27,9 +27,12 @@ SELECT id, revision, ts, kind, agent, session_id FROM agent_event
 WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
 """
 STORED_KEYED = """
+WITH k AS (  -- (TimescaleDB refuses FOR UPDATE in a query reading compressed chunks)
+    SELECT id, revision, ts FROM event_key WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
+)
 SELECT k.id, k.revision, k.ts, e.kind, e.agent, e.session_id
-FROM event_key k JOIN agent_event e ON e.id = k.id AND e.ts = k.ts
-WHERE k.id = ANY($1::uuid[]) ORDER BY k.id FOR UPDATE OF k
+FROM k JOIN agent_event e ON e.id = k.id AND e.ts = k.ts
+ORDER BY k.id
 """
 
 # The stored versions ($1 ids, $2 their ts) out of agent_event, into ingest_removed.
