@@ -11,9 +11,11 @@ reasoning), then, in one run and each into its own fresh, migrated database:
 3. end-to-end: a real ``devlog serve`` process, ``--clients`` concurrent aiohttp clients posting
    ``ingestEvents`` batches (bodies encoded before the clock starts).
 
-Prints events/s for each and the ratios to raw COPY.
+Prints events/s for each and the ratios to raw COPY. ``--event-keys``: the databases get the
+TimescaleDB layout of event ids (``agent_event`` keyed by (id, ts), ids unique through the
+``event_key`` table, which ingest fills first) on plain PostgreSQL — what that table costs.
 
-    ./dev bench ingest [--events 100000] [--batch 2000] [--clients 4]
+    ./dev bench ingest [--events 100000] [--batch 2000] [--clients 4] [--event-keys]
 """
 
 from __future__ import annotations
@@ -100,13 +102,22 @@ MUTATION = ("mutation($batch: EventBatch!) { ingestEvents(batch: $batch) "
             "{ accepted duplicates rejected { index reason } } }")
 
 
-async def migrate(url: str) -> None:
+async def migrate(url: str, event_keys: bool = False) -> None:
     from app.db import engine
     from app.db.migrate import migrate as run
 
     engine.configure(url)
     await run()
     await engine.close_pool()
+    if event_keys:
+        from migrations.devlog_0008_event_id_unique import EVENT_KEY_DDL
+
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("ALTER TABLE agent_event DROP CONSTRAINT agent_event_pkey;"
+                               "ALTER TABLE agent_event ADD PRIMARY KEY (id, ts);" + EVENT_KEY_DDL)
+        finally:
+            await conn.close()
 
 
 async def raw_copy(url: str, events: list[dict], batch: int, clients: int) -> float:
@@ -196,6 +207,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--event-keys", action="store_true",
+                        help="the TimescaleDB layout of event ids (event_key table)")
     args = parser.parse_args()
     events = generate(args.events)
     size = len(msgspec.json.encode(events))
@@ -205,15 +218,18 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     print(f"{len(events)} events, {size / len(events):.0f} bytes/event on the wire, "
-          f"batches of {args.batch}, {args.clients} concurrent clients, {os.cpu_count()} cores")
+          f"batches of {args.batch}, {args.clients} concurrent clients, {os.cpu_count()} cores"
+          + (", event_key layout" if args.event_keys else ""))
     results: dict[str, float] = {}
     with scratch_database() as url:
-        asyncio.run(migrate(url))
+        asyncio.run(migrate(url, args.event_keys))
         results["raw COPY into agent_event"] = asyncio.run(raw_copy(url, events, args.batch, args.clients))
     with scratch_database() as url:
-        asyncio.run(migrate(url))
+        asyncio.run(migrate(url, args.event_keys))
         results["ingest service (in-process)"] = asyncio.run(service(url, events, args.batch, args.clients))
     with scratch_database() as url:
+        if args.event_keys:
+            asyncio.run(migrate(url, True))
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVLOG_")}
         env.update(DEVLOG_DATABASE_URL=url, DEVLOG_LOG_LEVEL="warning",
