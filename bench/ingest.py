@@ -11,11 +11,13 @@ reasoning), then, in one run and each into its own fresh, migrated database:
 3. end-to-end: a real ``devlog serve`` process, ``--clients`` concurrent aiohttp clients posting
    ``ingestEvents`` batches (bodies encoded before the clock starts).
 
-Prints events/s for each and the ratios to raw COPY. ``--event-keys``: the databases get the
+Prints events/s for each and the ratios to raw COPY (``--repeat N``: N rounds of the three
+paths in turn, medians, and each round's ratios — on a shared machine, load that drifts during a
+run then weighs on every path alike). ``--event-keys``: the databases get the
 TimescaleDB layout of event ids (``agent_event`` keyed by (id, ts), ids unique through the
 ``event_key`` table, which ingest fills first) on plain PostgreSQL — what that table costs.
 
-    ./dev bench ingest [--events 100000] [--batch 2000] [--clients 4] [--event-keys]
+    ./dev bench ingest [--events 100000] [--batch 2000] [--clients 4] [--repeat 1] [--event-keys]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import gc
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -207,6 +210,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the three paths, in turn; medians are printed")
     parser.add_argument("--event-keys", action="store_true",
                         help="the TimescaleDB layout of event ids (event_key table)")
     args = parser.parse_args()
@@ -220,13 +225,35 @@ def main() -> None:
     print(f"{len(events)} events, {size / len(events):.0f} bytes/event on the wire, "
           f"batches of {args.batch}, {args.clients} concurrent clients, {os.cpu_count()} cores"
           + (", event_key layout" if args.event_keys else ""))
-    results: dict[str, float] = {}
+    paths = {"raw COPY into agent_event": _raw, "ingest service (in-process)": _service,
+             "end-to-end HTTP GraphQL": _end_to_end}
+    results: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(args.repeat):  # round-robin: load that drifts hits every path alike
+        for name, run in paths.items():
+            results[name].append(run(events, args))
+    raw = results["raw COPY into agent_event"]
+    rows = [[k, f"{statistics.median(v):,.0f}",
+             f"{statistics.median(x / r for x, r in zip(v, raw)):.2f}"] for k, v in results.items()]
+    if args.repeat > 1:
+        for row, v in zip(rows, results.values()):
+            row.append(" ".join(f"{x / r:.2f}" for x, r in zip(v, raw)))
+    print(table(["path", "events/s", "ratio to raw COPY", *(["each round"] if args.repeat > 1 else [])],
+                rows))
+
+
+def _raw(events: list[dict], args: argparse.Namespace) -> float:
     with scratch_database() as url:
         asyncio.run(migrate(url, args.event_keys))
-        results["raw COPY into agent_event"] = asyncio.run(raw_copy(url, events, args.batch, args.clients))
+        return asyncio.run(raw_copy(url, events, args.batch, args.clients))
+
+
+def _service(events: list[dict], args: argparse.Namespace) -> float:
     with scratch_database() as url:
         asyncio.run(migrate(url, args.event_keys))
-        results["ingest service (in-process)"] = asyncio.run(service(url, events, args.batch, args.clients))
+        return asyncio.run(service(url, events, args.batch, args.clients))
+
+
+def _end_to_end(events: list[dict], args: argparse.Namespace) -> float:
     with scratch_database() as url:
         if args.event_keys:
             asyncio.run(migrate(url, True))
@@ -238,14 +265,11 @@ def main() -> None:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_ready(f"http://127.0.0.1:{port}/readyz", proc=proc)
-            results["end-to-end HTTP GraphQL"] = asyncio.run(
-                end_to_end(f"http://127.0.0.1:{port}", events, args.batch, args.clients))
+            return asyncio.run(end_to_end(f"http://127.0.0.1:{port}", events, args.batch,
+                                          args.clients))
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-    raw = results["raw COPY into agent_event"]
-    print(table(["path", "events/s", "ratio to raw COPY"],
-                [[k, f"{v:,.0f}", f"{v / raw:.2f}"] for k, v in results.items()]))
 
 
 if __name__ == "__main__":

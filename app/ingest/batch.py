@@ -263,15 +263,16 @@ def _index_of(batch: Batch | DecodedBatch, event_id: uuid.UUID) -> int:
     highest revision (the one ``validate`` keeps)."""
     best, at = -1, -1
     for index, e in enumerate(batch.events):
-        if isinstance(e, dict):
+        if isinstance(batch, DecodedBatch):
+            same, revision = uuid.UUID(e.id) == event_id, e.revision
+        elif isinstance(e, dict):
             try:
                 same = uuid.UUID(str(e.get("id"))) == event_id
             except ValueError:
                 continue
             revision = e.get("revision", 0)
         else:
-            same = uuid.UUID(str(e.id)) == event_id
-            revision = e.revision
+            continue
         if same and isinstance(revision, int) and revision > best:
             best, at = revision, index
     return at

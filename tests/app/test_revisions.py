@@ -175,7 +175,7 @@ async def test_subscribers_see_revised_events(server: str) -> None:
         ws = await open_ws(server)
         try:
             await subscribe(ws, "e", "subscription($f: EventFilterInput) { eventAdded(filter: $f)"
-                                     " { id tokens { output } } }",
+                                     " { id revision tokens { output } } }",
                             {"f": {"session": str(session_id(agent, native))}})
             await asyncio.sleep(0.3)
             seen = []
@@ -187,8 +187,8 @@ async def test_subscribers_see_revised_events(server: str) -> None:
                 seen.append(msg["payload"]["data"]["eventAdded"])
         finally:
             await ws.close()
-    assert seen == [{"id": call["id"], "tokens": {"output": 64}},
-                    {"id": call["id"], "tokens": {"output": 212}}]
+    assert seen == [{"id": call["id"], "revision": 0, "tokens": {"output": 64}},
+                    {"id": call["id"], "revision": 1, "tokens": {"output": 212}}]
 
 
 async def test_a_revision_waits_for_a_rollup_refresh_in_progress(client, conn, database_url) -> None:
