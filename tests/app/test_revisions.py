@@ -219,3 +219,15 @@ async def test_a_revision_waits_for_a_rollup_refresh_in_progress(client, conn, d
         await job.close()
     await check_all(client, conn, agent, {call["id"]: {**call, "revision": 1,
                                                       "tokens": {"input": 1, "output": 50}}})
+
+
+async def test_a_revision_out_of_range_is_rejected_alone(client, conn) -> None:
+    agent = new_agent("range")
+    native = f"{agent}-s"
+    ok = event(native, 1, "llm_call", agent=agent, ts=DAY0, revision=2**31 - 1)
+    too_big = event(native, 2, "llm_call", agent=agent, ts=DAY0, revision=2**31)
+    negative = event(native, 3, "llm_call", agent=agent, ts=DAY0, revision=-1)
+    result = await ingest(client, [ok, too_big, negative])
+    assert (result["accepted"], result["revised"], result["duplicates"]) == (1, 0, 0)
+    assert [(r["index"], "revision" in r["reason"]) for r in result["rejected"]] == [(1, True), (2, True)]
+    await check_events(conn, {ok["id"]: ok})
