@@ -260,6 +260,9 @@ async def end_to_end(base: str, events: list[dict], batch: int, clients: int,
     return len(events) / elapsed, used
 
 
+Run = tuple[float, tuple[float, float]]  # events/s, (app, database) CPU µs per event
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
