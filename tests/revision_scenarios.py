@@ -23,8 +23,8 @@ INGEST = """mutation($batch: EventBatch!) {
   ingestEvents(batch: $batch) { accepted revised duplicates rejected { index id reason } }
 }"""
 
-# A day well in the past: usage over whole days reads the daily rollup rows.
-DAY0 = datetime(2024, 5, 6, tzinfo=UTC)
+# A day well in the past (and no other test's): usage over whole days reads the daily rollups.
+DAY0 = datetime(2017, 5, 8, tzinfo=UTC)
 
 Versions = dict[str, list[dict]]  # event id -> its versions, revision 0, 1, 2, …
 
