@@ -148,9 +148,10 @@ class Rejection(msgspec.Struct, kw_only=True):
 
 
 class IngestResult(msgspec.Struct, kw_only=True):
-    accepted: int
-    duplicates: int
+    accepted: int  # new events stored
+    duplicates: int  # already stored with the same or a higher revision: nothing changed
     rejected: list[Rejection]
+    revised: int = 0  # stored events replaced by a higher revision
 
 
 def event_from_obj(obj: Any) -> Event:

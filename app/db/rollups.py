@@ -37,7 +37,13 @@ RAW_EVENTS = ("agent_event e CROSS JOIN LATERAL (SELECT project, machine FROM ag
 
 @dataclass(frozen=True, slots=True)
 class Rollup:
-    """One rollup. ``keys`` and ``measures`` are ``(column, SQL expression over e and s)``."""
+    """One rollup. ``keys`` and ``measures`` are ``(column, SQL expression over e and s)``.
+
+    ``plain_only``: measures that only the plain-PostgreSQL tables keep (not the continuous
+    aggregates, not the readers): the counts that let a revision *subtract* an event exactly
+    (:func:`plain_undo_sql`) — ``count`` names the ``count(*)`` measure (a row whose count
+    drops to 0 holds no event and is deleted), ``priced``/``reported`` count the events with a
+    cost / a reported cost (a cost sum whose count drops to 0 is NULL, as the GROUP BY says)."""
 
     name: str
     keys: tuple[tuple[str, str], ...]
@@ -47,16 +53,28 @@ class Rollup:
     # keys too long for a btree entry (file paths): indexed by their md5 in the plain tables,
     # and without TimescaleDB's per-key group index on the continuous aggregates
     long_keys: tuple[str, ...] = ()
+    plain_only: tuple[tuple[str, str], ...] = ()
+    count: str = "events"
 
     @property
     def columns(self) -> list[str]:
         return ["bucket", *(k for k, _ in self.keys), *(m for m, _ in self.measures)]
 
-    def select(self, bucket: str, source: str = EVENTS, where: str = "TRUE") -> str:
+    @property
+    def plain_columns(self) -> list[str]:
+        """The columns of the plain tables: :attr:`columns` and the plain-only counts."""
+        return [*self.columns, *(m for m, _ in self.plain_only)]
+
+    def _measures(self, plain: bool) -> tuple[tuple[str, str], ...]:
+        return self.measures + self.plain_only if plain else self.measures
+
+    def select(self, bucket: str, source: str = EVENTS, where: str = "TRUE", *,
+               plain: bool = False) -> str:
         """``SELECT bucket, keys…, measures… FROM <source> … GROUP BY keys`` over raw events
-        (``e``: agent_event, ``s``: its session); ``where`` is added to the rollup's own filter."""
+        (``e``: agent_event, ``s``: its session); ``where`` is added to the rollup's own filter.
+        ``plain``: with the plain-only counts (the plain tables' columns)."""
         keys = ",\n       ".join(f"{expr} AS {col}" for col, expr in self.keys)
-        measures = ",\n       ".join(f"{expr} AS {col}" for col, expr in self.measures)
+        measures = ",\n       ".join(f"{expr} AS {col}" for col, expr in self._measures(plain))
         group = ", ".join(str(i) for i in range(1, len(self.keys) + 2))
         return (f"SELECT {bucket} AS bucket,\n       {keys},\n       {measures}\n"
                 f"FROM {source}\nWHERE ({self.where}) AND ({where})\nGROUP BY {group}")
@@ -79,11 +97,12 @@ class Rollup:
                 f"CROSS JOIN LATERAL (SELECT project, machine FROM agent_session"
                 f" WHERE id = x.session_id OFFSET 0) AS s\nGROUP BY {group}")
 
-    def reaggregate(self, bucket: str, source: str, where: str = "TRUE") -> str:
+    def reaggregate(self, bucket: str, source: str, where: str = "TRUE", *,
+                    plain: bool = False) -> str:
         """The same rows re-grouped from rows of this rollup (e.g. days from hours): every
         measure is additive, so counts and sums become sums."""
         keys = ", ".join(col for col, _ in self.keys)
-        measures = ", ".join(f"sum({col}) AS {col}" for col, _ in self.measures)
+        measures = ", ".join(f"sum({col}) AS {col}" for col, _ in self._measures(plain))
         group = ", ".join(str(i) for i in range(1, len(self.keys) + 2))
         return f"SELECT {bucket} AS bucket, {keys}, {measures}\nFROM {source}\nWHERE {where}\nGROUP BY {group}"
 
@@ -91,6 +110,12 @@ class Rollup:
     def daily(self) -> str:
         return self.name.replace("_hourly", "_daily")
 
+
+# Events with a cost / a reported cost (plain tables only: see Rollup).
+_COST_COUNTS = (("priced", "count(e.cost_usd)"),
+                ("reported", "count(e.cost_usd) FILTER (WHERE e.cost_source = 'reported')"))
+# The cost sums and the count that says whether they are NULL.
+COST_COUNTS = {"cost_usd": "priced", "cost_reported_usd": "reported"}
 
 # No project / machine is the nil UUID, not NULL: every key column is NOT NULL, so a plain
 # unique index (PostgreSQL 14 has no NULLS NOT DISTINCT) lets the job add deltas with ON CONFLICT.
@@ -123,6 +148,7 @@ USAGE = Rollup(
         ("lines_added", "coalesce(sum(e.lines_added), 0)"),
         ("lines_removed", "coalesce(sum(e.lines_removed), 0)"),
     ),
+    plain_only=_COST_COUNTS,
 )
 
 LATENCY = Rollup(
@@ -131,6 +157,7 @@ LATENCY = Rollup(
           ("tool_name", "coalesce(e.tool_name, '')"), ("le", _LE)),
     key_types=(*_CONTEXT_TYPES, "text NOT NULL", "text NOT NULL", "text NOT NULL", "int NOT NULL"),
     measures=(("n", "count(*)"),),
+    count="n",
     where="e.duration_ms IS NOT NULL AND e.kind IN ('llm_call', 'tool_call', 'tool_result')",
 )
 
@@ -146,6 +173,8 @@ FILES = Rollup(
     ),
     where="e.file_path IS NOT NULL AND e.kind IN ('tool_call', 'tool_result')",
     long_keys=("file_path",),
+    plain_only=(("n", "count(*)"),),
+    count="n",
 )
 
 # USAGE without kind, model and tool: the same totals in a tenth of the rows, for the common
@@ -166,6 +195,7 @@ CONTEXT = Rollup(
             "tokens_reasoning", "cost_usd", "cost_reported_usd", "unpriced", "estimated",
             "lines_added", "lines_removed")),
     ),
+    plain_only=_COST_COUNTS,
 )
 
 ROLLUPS: tuple[Rollup, ...] = (USAGE, LATENCY, FILES, CONTEXT)
@@ -188,6 +218,7 @@ def _plain_table(name: str, r: Rollup) -> str:
     cols += [f"{col} {typ}" for (col, _), typ in zip(r.keys, r.key_types, strict=True)]
     cols += [f"{col} numeric" if col.startswith("cost") else f"{col} bigint NOT NULL"
              for col, _ in r.measures]
+    cols += [f"{col} bigint NOT NULL DEFAULT 0" for col, _ in r.plain_only]
     return (f"CREATE TABLE IF NOT EXISTS {name} (\n    " + ",\n    ".join(cols) + "\n);\n"
             f"CREATE UNIQUE INDEX IF NOT EXISTS {name}_key ON {name} ({_unique_key(r)});\n"
             f"CREATE INDEX IF NOT EXISTS {name}_bucket_idx ON {name} (bucket);\n")
@@ -198,11 +229,18 @@ def plain_ddl(r: Rollup) -> str:
     return _plain_table(r.name, r) + _plain_table(r.daily, r)
 
 
-def _add(table: str, col: str) -> str:
-    if col.startswith("cost"):  # NULL: nothing priced; NULL + x must be x
-        return (f"{col} = CASE WHEN {table}.{col} IS NULL THEN excluded.{col} "
-                f"WHEN excluded.{col} IS NULL THEN {table}.{col} ELSE {table}.{col} + excluded.{col} END")
-    return f"{col} = {table}.{col} + excluded.{col}"
+def _add(table: str, col: str, sign: str = "+", other: str = "excluded") -> str:
+    """``col`` of ``table`` plus (or minus) ``other``'s: a cost is NULL once no event with a
+    cost is left in the row (its plain-only count)."""
+    if col in COST_COUNTS:
+        n = COST_COUNTS[col]
+        return (f"{col} = CASE WHEN {table}.{n} {sign} {other}.{n} = 0 THEN NULL "
+                f"ELSE coalesce({table}.{col}, 0) {sign} coalesce({other}.{col}, 0) END")
+    return f"{col} = {table}.{col} {sign} {other}.{col}"
+
+
+def _adds(table: str, r: Rollup, sign: str = "+", other: str = "excluded") -> str:
+    return ", ".join(_add(table, c, sign, other) for c, _ in r._measures(plain=True))
 
 
 def plain_delta_sql(r: Rollup) -> list[str]:
@@ -212,18 +250,50 @@ def plain_delta_sql(r: Rollup) -> list[str]:
     bucket order: a range query then reads few pages."""
     delta = f"_delta_{r.name}"
     where = "e.ingested_at >= $1 AND e.ingested_at < $2 AND e.ts >= $3"
-    columns = ", ".join(r.columns)
+    columns = ", ".join(r.plain_columns)
     return [
-        f"CREATE TEMP TABLE {delta} ON COMMIT DROP AS\n{r.select(PLAIN_BUCKET, EVENTS, where)}",
+        f"CREATE TEMP TABLE {delta} ON COMMIT DROP AS\n{r.select(PLAIN_BUCKET, EVENTS, where, plain=True)}",
         (f"INSERT INTO {r.name} ({columns}) SELECT {columns} FROM {delta} ORDER BY bucket\n"
         f"ON CONFLICT ({_unique_key(r)}) DO UPDATE SET {_adds(r.name, r)}"),
-        (f"INSERT INTO {r.daily} ({columns})\n{r.reaggregate(PLAIN_DAY, delta)}\n"
+        (f"INSERT INTO {r.daily} ({columns})\n{r.reaggregate(PLAIN_DAY, delta, plain=True)}\n"
         f"ON CONFLICT ({_unique_key(r)}) DO UPDATE SET {_adds(r.daily, r)}"),
     ]
 
 
-def _adds(table: str, r: Rollup) -> str:
-    return ", ".join(_add(table, c) for c, _ in r.measures)
+def _same_key(r: Rollup, a: str, b: str) -> str:
+    """Rows ``a`` and ``b`` have the same key (through the unique index: md5 of file paths)."""
+    conds = [f"{a}.bucket = {b}.bucket"]
+    for col, _ in r.keys:
+        if col == "file_path":
+            conds.append(f"md5({a}.file_path) = md5({b}.file_path)")
+        conds.append(f"{a}.{col} = {b}.{col}")
+    return " AND ".join(conds)
+
+
+def plain_undo_sql(r: Rollup, removed: str, mark: str, horizon: str) -> str:
+    """A script (one round trip) that takes the events of the table ``removed`` (rows as in
+    ``agent_event``, no longer in it: replaced by a revision) out of the hourly and daily rows,
+    where the rollup job had added them — ingested before the watermark ``mark`` and not before
+    the retention ``horizon`` (SQL expressions). The inverse of the job's delta: the same
+    aggregation, subtracted from the rows that hold it (``UPDATE``: an hourly row deleted by
+    rollup retention stays deleted); a row left with no event is deleted, and a cost sum left
+    with no priced event is NULL, so the rows equal the GROUP BY over the remaining events."""
+    undo = f"_undo_{r.name}"
+    columns = ", ".join(r.plain_columns)
+    day_keys = ", ".join([PLAIN_DAY + " AS bucket", *(c for c, _ in r.keys)])
+    source = f"{removed} e JOIN agent_session s ON s.id = e.session_id"
+    where = f"e.ingested_at < {mark} AND e.ts >= {horizon}"
+    return ";\n".join([
+        f"CREATE TEMP TABLE IF NOT EXISTS {undo} (LIKE {r.name}) ON COMMIT DELETE ROWS",
+        f"INSERT INTO {undo} ({columns})\n{r.select(PLAIN_BUCKET, source, where, plain=True)}",
+        f"UPDATE {r.name} t SET {_adds('t', r, '-', 'd')} FROM {undo} d WHERE {_same_key(r, 't', 'd')}",
+        f"DELETE FROM {r.name} t USING {undo} d WHERE {_same_key(r, 't', 'd')} AND t.{r.count} <= 0",
+        (f"UPDATE {r.daily} t SET {_adds('t', r, '-', 'd')} FROM "
+         f"({r.reaggregate(PLAIN_DAY, undo, plain=True)}) d WHERE {_same_key(r, 't', 'd')}"),
+        (f"DELETE FROM {r.daily} t USING (SELECT DISTINCT {day_keys} FROM {undo}) d"
+         f" WHERE {_same_key(r, 't', 'd')} AND t.{r.count} <= 0"),
+        f"DELETE FROM {undo}",  # several undos may run in one transaction
+    ]) + ";\n"
 
 
 _RANGES = "unnest($1::timestamptz[], $2::timestamptz[]) AS h(a, b)"
@@ -237,15 +307,34 @@ def plain_refresh_sql(r: Rollup) -> list[str]:
     others are the readers' tail. Rows go in bucket order."""
     hours = days = _RANGES
     events = f"{hours} JOIN agent_event e ON e.ts >= h.a AND e.ts < h.b JOIN agent_session s ON s.id = e.session_id"
-    columns = ", ".join(r.columns)
+    columns = ", ".join(r.plain_columns)
     return [
         f"DELETE FROM {r.name} USING {hours} WHERE bucket >= h.a AND bucket < h.b",
-        f"INSERT INTO {r.name} ({columns})\n{r.select(PLAIN_BUCKET, events, ROLLED_UP)} ORDER BY 1",
+        f"INSERT INTO {r.name} ({columns})\n{r.select(PLAIN_BUCKET, events, ROLLED_UP, plain=True)} ORDER BY 1",
         f"DELETE FROM {r.daily} USING {days} WHERE bucket >= h.a AND bucket < h.b",
         f"INSERT INTO {r.daily} ({columns})\n"
         + r.reaggregate(PLAIN_DAY.replace("bucket", "x.bucket"),
-                        f"{days} JOIN {r.name} x ON x.bucket >= h.a AND x.bucket < h.b") + " ORDER BY 1",
+                        f"{days} JOIN {r.name} x ON x.bucket >= h.a AND x.bucket < h.b", plain=True)
+        + " ORDER BY 1",
     ]
+
+
+def plain_counts_ddl(r: Rollup) -> str:
+    """Migration 0008: the plain-only counts added to existing tables. Rows get values that
+    keep their cost NULL exactly when it is (as if every event of a priced row had a cost, and
+    each row held at least one event); the migration then re-aggregates the hours whose raw
+    events exist, which makes the counts exact there."""
+    out = []
+    for name in (r.name, r.daily):
+        out += [f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {col} bigint NOT NULL DEFAULT 0"
+                for col, _ in r.plain_only]
+        sets = [f"{n} = CASE WHEN {c} IS NULL THEN 0 ELSE {r.count} END"
+                for c, n in COST_COUNTS.items() if n in dict(r.plain_only)]
+        if r.count in dict(r.plain_only):
+            sets.append(f"{r.count} = 1")
+        if sets:
+            out.append(f"UPDATE {name} SET {', '.join(sets)}")
+    return ";\n".join(out) + ";\n"
 
 
 def timescale_ddl(r: Rollup) -> list[str]:

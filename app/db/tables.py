@@ -109,10 +109,11 @@ class AgentSession(Table, tablename="agent_session", db=DB):
 
 
 class AgentEvent(Table, tablename="agent_event", db=DB):
-    """One normalised event. Append-mostly, time-keyed.
+    """One normalised event. Append-mostly, time-keyed; one row per event id.
 
-    The database's primary key is ``(id, ts)`` (a TimescaleDB hypertable's unique keys must include
-    its time column); Piccolo is told ``id`` alone, which is what it needs to address a row.
+    Plain PostgreSQL: the primary key is ``id``. TimescaleDB: ``(id, ts)`` (a hypertable's unique
+    keys must include its time column), and the ``event_key`` table (id primary key, ts,
+    revision; migration 0008, not declared here: it exists only there) makes ids unique.
     """
 
     id = UUID(primary_key=True, help_text="deterministic: UUIDv5 of agent + native ids")
@@ -148,6 +149,7 @@ class AgentEvent(Table, tablename="agent_event", db=DB):
     error = Text(null=True, default=None)
     payload = JSONB(null=True, default=None, help_text="the agent's raw record")
     ingested_at = Timestamptz(default=TimestamptzNow())
+    revision = Integer(default=0, help_text="the highest revision received of this event")
 
 
 

@@ -106,6 +106,22 @@ async def apply_policies(settings: Settings) -> None:
 
 
 _HYPERTABLE: dict[str, tuple[float, bool]] = {}  # database DSN -> (checked at, answer)
+_KEYED: dict[str, bool] = {}  # database DSN -> whether event ids go through event_key
+
+EVENT_KEY_SQL = "SELECT to_regclass('event_key') IS NOT NULL"
+
+
+async def events_keyed(conn) -> bool:  # noqa: ANN001 (an asyncpg connection)
+    """Whether event ids are unique through the ``event_key`` table (TimescaleDB: a
+    hypertable's unique keys must hold its time column) rather than through ``agent_event``'s
+    primary key (plain PostgreSQL). Asked once per database and process: only migrations change
+    it, and they run before the server serves."""
+    key = str(DB.config.get("dsn"))
+    keyed = _KEYED.get(key)
+    if keyed is None:
+        keyed = _KEYED[key] = bool(await conn.fetchval(EVENT_KEY_SQL))
+    return keyed
+
 
 
 async def events_in_hypertable(max_age: float = 60.0) -> bool:

@@ -14,9 +14,11 @@ from app.ingest.submit import submit
 class Mutation:
     @strawberry.mutation(
         description=(
-            "Store a batch of events (see EventBatch). Idempotent: events whose id is already "
-            "stored count as duplicates and change nothing. Invalid events are rejected one by "
-            "one; the others are kept. Answers after the database committed."
+            "Store a batch of events (see EventBatch). Idempotent: an event id is stored once, "
+            "whatever its ts; an event whose id is stored already replaces the stored one if "
+            "its revision is higher (revised), else it counts as a duplicate and changes "
+            "nothing. Invalid events are rejected one by one; the others are kept. Answers "
+            "after the database committed."
         ),
     )
     async def ingest_events(self, info: Info, batch: EventBatch) -> IngestResult:  # type: ignore[valid-type]

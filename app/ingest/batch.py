@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -240,7 +241,7 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int,
     rejected: list[Rejection] = []
     prepared: list[PreparedEvent] = []
     append = prepared.append
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # id -> its position in prepared
     repeats = 0
     session_key = identity.session_key
     for index, event in enumerate(events):
@@ -270,10 +271,14 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int,
                        "(DEVLOG_MAX_EVENT_BYTES): truncate its payload or content"))
             continue
         key = event.id.hex if payloads is None else event.id.replace("-", "")
-        if key in seen:
+        if key in seen:  # the same event twice: the highest revision is the one written
             repeats += 1
+            at = seen[key]
+            if event.revision > prepared[at].event.revision:
+                prepared[at] = PreparedEvent(event, key, session_key(event.agent, event.session),
+                                             payload_json)
             continue
-        seen.add(key)
+        seen[key] = len(prepared)
         append(PreparedEvent(event, key, session_key(event.agent, event.session), payload_json))
     return machines, prepared, rejected, repeats
 
@@ -281,3 +286,29 @@ def validate(batch_obj: Any, *, max_events: int, max_event_bytes: int,
 def _utf8_len(text: str) -> int:
     """Bytes of ``text`` in UTF-8 (the limit counts bytes: 1 MB of emoji is 4 MB stored)."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def index_of(batch_obj: Any, event_id: uuid.UUID) -> int:
+    """The position in the batch of the event written with this id: the first one with its
+    highest revision (the one ``validate`` keeps)."""
+    best, at = -1, -1
+    if isinstance(batch_obj, DecodedBatch):
+        events: Any = batch_obj.events
+    elif isinstance(batch_obj, dict):
+        events = batch_obj.get("events") or []
+    else:
+        events = getattr(batch_obj, "events", [])
+    for index, e in enumerate(events):
+        if isinstance(batch_obj, DecodedBatch):
+            same, revision = uuid.UUID(e.id) == event_id, e.revision
+        elif isinstance(e, dict):
+            try:
+                same = uuid.UUID(str(e.get("id"))) == event_id
+            except ValueError:
+                continue
+            revision = e.get("revision", 0)
+        else:
+            continue
+        if same and isinstance(revision, int) and revision > best:
+            best, at = revision, index
+    return at

@@ -9,17 +9,35 @@ EVENT_COLUMNS = (
     "tokens_cache_write_5m", "tokens_cache_write_1h", "tokens_reasoning", "tokens_estimated",
     "cost_usd", "cost_source", "duration_ms", "stop_reason", "tool_name", "tool_category",
     "tool_call_id", "status", "file_path", "lines_added", "lines_removed", "command", "content",
-    "error", "payload",
+    "error", "payload", "revision",
 )
+# What the event_key table (TimescaleDB, see ARCHITECTURE "Storage") holds of each event.
+EVENT_KEY_COLUMNS = ("id", "ts", "revision")
 
 STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS ingest_staging "
     "(LIKE agent_event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 
+# The staged events not stored yet (by id: agent_event's primary key), in id order.
 INSERT_EVENTS = f"""
 INSERT INTO agent_event ({", ".join(EVENT_COLUMNS)})
 SELECT {", ".join(EVENT_COLUMNS)} FROM ingest_staging ORDER BY id
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+# The same where event ids are unique through event_key (a hypertable's unique keys must hold
+# its time column): the ids event_key did not have, then those events, in id order.
+INSERT_KEYED_EVENTS = f"""
+WITH k AS (
+    INSERT INTO event_key ({", ".join(EVENT_KEY_COLUMNS)})
+    SELECT {", ".join(EVENT_KEY_COLUMNS)} FROM ingest_staging ORDER BY id
+    ON CONFLICT DO NOTHING
+    RETURNING id
+)
+INSERT INTO agent_event ({", ".join(EVENT_COLUMNS)})
+SELECT {", ".join(EVENT_COLUMNS)} FROM ingest_staging WHERE id IN (SELECT id FROM k) ORDER BY id
 ON CONFLICT DO NOTHING
 RETURNING id
 """

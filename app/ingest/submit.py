@@ -11,6 +11,7 @@ its shape or size (``BatchError``) or the database being away (``DatabaseUnavail
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -18,10 +19,10 @@ import asyncpg
 from app.db import engine
 from app.db.engine import describe_connect_error
 from app.errors import DatabaseUnavailable
-from app.ingest.batch import validate
+from app.ingest.batch import index_of, validate
 from app.ingest.writer import write_batch
 from app.pricing import book as prices
-from collector.wire import IngestResult
+from collector.wire import IngestResult, Rejection
 
 if TYPE_CHECKING:
     from app.access.principal import Principal
@@ -47,6 +48,10 @@ async def submit(batch: Any, principal: Principal | None, *, max_events: int,
         raise DatabaseUnavailable(
             f"database unavailable, nothing was stored ({describe_connect_error(exc)}); retry"
         ) from None
+    if result.rejected:  # revisions that would change an event's identity
+        more = [Rejection(index=index_of(batch, uuid.UUID(key)), id=str(uuid.UUID(key)),
+                          reason=reason) for key, reason in result.rejected]
+        rejected = sorted(rejected + more, key=lambda r: r.index)
     return IngestResult(accepted=result.accepted, duplicates=result.duplicates + repeats,
-                        rejected=rejected)
+                        revised=result.revised, rejected=rejected)
 

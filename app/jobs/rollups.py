@@ -49,7 +49,7 @@ STATE = "rollups"
 
 # Few groups, but the planner guesses many: without this it sorts millions of rows on disk
 # instead of hashing them (a hash aggregate spills to disk if it must). For the job's transaction.
-_HASH_AGGREGATION = "SET LOCAL work_mem = '128MB'; SET LOCAL enable_sort = off"
+HASH_AGGREGATION = "SET LOCAL work_mem = '128MB'; SET LOCAL enable_sort = off"
 
 NEVER = datetime(1, 1, 1, tzinfo=UTC)  # no lower bound (a watermark before any event)
 
@@ -97,11 +97,11 @@ async def refresh(settings: Settings | None = None, *, wait: bool = False) -> Re
                 "SELECT count(*) FROM agent_event WHERE ingested_at >= $1 AND ingested_at < $2",
                 since, mark)
             if events:
-                await conn.execute(_HASH_AGGREGATION)
+                await conn.execute(HASH_AGGREGATION)
                 for r in rollups.ROLLUPS:
                     create, *upserts = rollups.plain_delta_sql(r)
-                    await conn.execute(create.replace("$1", _literal(since))
-                                       .replace("$2", _literal(mark)).replace("$3", _literal(horizon)))
+                    await conn.execute(create.replace("$1", literal(since))
+                                       .replace("$2", literal(mark)).replace("$3", literal(horizon)))
                     for statement in upserts:
                         await conn.execute(statement)
             await conn.execute(
@@ -136,12 +136,12 @@ async def reaggregate(since: datetime | None = None, until: datetime | None = No
         hi = ranges.ceil(hi, ranges.HOUR)
         if hi <= lo:
             return 0
-        await conn.execute(_HASH_AGGREGATION)
-        await _replace(conn, [lo], [hi])
+        await conn.execute(HASH_AGGREGATION)
+        await replace_hours(conn, [lo], [hi])
         return int((hi - lo) / ranges.HOUR)
 
 
-def _literal(t: datetime) -> str:
+def literal(t: datetime) -> str:
     # CREATE TABLE AS takes no bind parameters: a timestamp literal from our own datetime
     return f"TIMESTAMPTZ '{t.isoformat()}'"
 
@@ -161,7 +161,7 @@ async def _locked(conn: asyncpg.Connection, wait: bool) -> AsyncIterator[bool]:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
 
-async def _replace(conn: asyncpg.Connection, starts: list[datetime], ends: list[datetime]) -> None:
+async def replace_hours(conn: asyncpg.Connection, starts: list[datetime], ends: list[datetime]) -> None:
     """Replace the hourly rows of these hour ranges, then the daily rows of their days."""
     if not starts:
         return

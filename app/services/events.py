@@ -44,6 +44,7 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None
     payload: str | None  # JSON text, as stored
     ingested_at: datetime
+    revision: int = 0  # the highest received (a revised event replaced the lower ones)
 
 
 class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,7 +65,7 @@ COLUMNS = """e.id, e.ts, e.session_id, e.seq, e.kind, e.agent, e.model, e.provid
     e.tokens_cache_write_5m, e.tokens_cache_write_1h, e.tokens_reasoning, e.tokens_estimated,
     e.cost_usd::float8 AS cost_usd, e.cost_source, e.duration_ms, e.stop_reason, e.tool_name,
     e.tool_category, e.tool_call_id, e.status, e.file_path, e.lines_added, e.lines_removed,
-    e.command, e.content, e.error, e.payload::text AS payload, e.ingested_at"""
+    e.command, e.content, e.error, e.payload::text AS payload, e.ingested_at, e.revision"""
 
 
 def records(rows: list) -> list[EventRecord]:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from app.db import timescale
 from migrations.devlog_0001_core_model import DDL as CORE_DDL
+from migrations.devlog_0002_files_and_keys import DDL as _DDL_0002
+from migrations.devlog_0007_long_keys import DDL as LONG_KEYS_DDL
+from migrations.devlog_0008_event_id_unique import EVENT_KEY_DDL, merge_duplicates_sql
+
+SESSION_FILE_DDL = _DDL_0002.split("CREATE TABLE IF NOT EXISTS api_key")[0]  # (no pg_trgm here)
 
 PROJECT_A = "00000000-0000-4000-8000-0000000000a1"
 PROJECT_B = "00000000-0000-4000-8000-0000000000a2"
@@ -53,13 +58,14 @@ FROM generate_series(1, {count}) AS i
 
 def schema_sql(chunk_interval: str = "1 day", compress_after: str | None = "7 days",
                events_before_conversion: int = 0) -> list[str]:
-    """What migration 0001 and the start-up policies run on TimescaleDB, in order. With
-    ``events_before_conversion``, rows exist when agent_event becomes a hypertable
-    (``migrate_data``)."""
-    steps = [CORE_DDL, CONTEXT_SQL]
+    """What migrations 0001, 0002 (session_file), 0007 (md5 keys) and 0008 (revision, event_key) and the
+    start-up policies run on TimescaleDB, in order. With ``events_before_conversion``, rows
+    exist when agent_event becomes a hypertable (``migrate_data``)."""
+    steps = [CORE_DDL, SESSION_FILE_DDL, LONG_KEYS_DDL, CONTEXT_SQL]
     if events_before_conversion:
         steps.append(events_sql(count=events_before_conversion, tag="pre"))
     steps += [timescale.CREATE_EXTENSION_SQL, timescale.hypertable_sql(chunk_interval)]
+    steps += [*merge_duplicates_sql(), EVENT_KEY_DDL]
     if compress_after is not None:
         steps.append(timescale.compression_policy_sql(compress_after))
     return steps

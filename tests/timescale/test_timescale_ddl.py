@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from app.db import timescale
-from app.ingest.statements import INSERT_EVENTS, STAGING_DDL
+from app.ingest.statements import INSERT_KEYED_EVENTS, STAGING_DDL
 from tests.timescale.pglite import PGlite, PGliteServer
 from tests.timescale.seed import SESSION_1, events_sql, schema_sql
 
@@ -135,8 +135,8 @@ def test_policy_statements_rerun_at_start_with_compressed_chunks(pglite: PGlite)
 
 
 def test_ingest_insert_into_compressed_chunks(pglite: PGlite) -> None:
-    """The ingest transaction's INSERT ... ON CONFLICT DO NOTHING lands late events in
-    compressed chunks, and skips the ones already there."""
+    """The ingest transaction's INSERT ... ON CONFLICT DO NOTHING (through event_key) lands
+    late events in compressed chunks, and skips the ones already there."""
     pglite.run([{"sql": s} for s in schema_sql(events_before_conversion=300)])
     pglite.execute(compress_older_than("2026-01-02 00:00:00+00"))
     staged = events_sql(count=320, tag="pre").replace("INSERT INTO agent_event",
@@ -145,7 +145,7 @@ def test_ingest_insert_into_compressed_chunks(pglite: PGlite) -> None:
         {"sql": "BEGIN"},
         {"sql": STAGING_DDL},
         {"sql": staged},
-        {"sql": INSERT_EVENTS, "expect": "rows"},
+        {"sql": INSERT_KEYED_EVENTS, "expect": "rows"},
         {"sql": "COMMIT"},
     ])
     assert len(results[3]["rows"]) == 20  # 300 of the 320 were already stored (same ids)

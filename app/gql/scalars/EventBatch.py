@@ -39,7 +39,9 @@ DESCRIPTION = """A batch of agent events, as JSON (validated by devlog, event by
           | "web" | "mcp" | "subagent" | "todo" | "other",
     "toolCallId", "status": "ok" | "error" | "cancelled" | "rejected",
     "filePath", "linesAdded", "linesRemoved", "command", "content", "error",
-    "payload": any JSON (the agent's raw record)
+    "payload": any JSON (the agent's raw record),
+    "revision": Int (0 ≤ revision < 2^31, default 0: per id the highest revision is kept;
+                a higher one replaces the stored event, kind, agent and session excepted)
   } ]
 }
 

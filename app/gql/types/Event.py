@@ -54,6 +54,12 @@ class Event:
 
         return (await price_service.book()).priced_as(self.model)
 
+    @strawberry.field(description=(
+        "The version of this event: a later one with a higher revision (a call whose usage "
+        "grew) replaced the lower ones; subscribers then receive the event again."))
+    def revision(self) -> int:
+        return self.rec.revision
+
     @strawberry.field(description="The agent's raw record.")
     def payload(self) -> JSON | None:
         import msgspec

@@ -73,7 +73,8 @@ def _compatible(piccolo_type: str, pg_type: str) -> bool:
     return aliases.get(base, base) == pg_type
 
 
-async def test_event_primary_key_includes_time(database_url: str) -> None:
+async def test_event_primary_key_is_the_id(database_url: str) -> None:
+    # plain PostgreSQL: the id alone (TimescaleDB keeps (id, ts) and adds event_key: tests/timescale)
     conn = await asyncpg.connect(database_url)
     try:
         cols = await conn.fetch(
@@ -84,7 +85,7 @@ async def test_event_primary_key_includes_time(database_url: str) -> None:
             "SELECT indexname FROM pg_indexes WHERE tablename = 'agent_event'")}
     finally:
         await conn.close()
-    assert {r["attname"] for r in cols} == {"id", "ts"}
+    assert {r["attname"] for r in cols} == {"id"}
     assert {"agent_event_ts_idx", "agent_event_session_idx"} <= indexes
 
 
