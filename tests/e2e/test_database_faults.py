@@ -22,7 +22,11 @@ pytestmark = pytest.mark.slow
 def _tree(pid: int) -> list[int]:
     """The process and all its descendants (the postmaster and its backends)."""
     found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # it ended meanwhile (a backend whose connection closed)
+        return found
+    for task in tasks:
         try:
             children = (task / "children").read_text().split()
         except OSError:
