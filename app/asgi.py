@@ -20,12 +20,16 @@ from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
 from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from cross_web import HTTPException as GraphQLHTTPError  # what Strawberry raises for a bad request
+from strawberry.http import GraphQLRequestData
 from strawberry.litestar import make_graphql_controller
 
 from app import lifespan
 from app.bus import Bus
 from app.gql.context import get_context
 from app.gql.schema import schema
+from app.http_errors import LogStreamErrors, internal_error, log_websocket_error
 from app.http_limits import GzipRequestMiddleware
 from app.ingest.batch import decode_request
 from app.jobs.scheduler import scheduler
@@ -47,26 +51,70 @@ _GraphQLBase = make_graphql_controller(
 
 
 class GraphQLController(_GraphQLBase):  # type: ignore[misc, valid-type]
-    """Strawberry's controller, with GraphiQL served from vendored files instead of a CDN and
-    msgspec as the JSON codec (ingest batches are large)."""
+    """Strawberry's controller, with GraphiQL served from vendored files instead of a CDN,
+    msgspec as the JSON codec (ingest batches are large), and request errors (HTTP 400) answered
+    as GraphQL errors (``{"errors": [{"message": …}]}``) instead of plain text."""
 
     def decode_json(self, data: str | bytes) -> object:
-        if isinstance(data, bytes):  # ingestEvents: events typed in the same pass, if all valid
-            request = decode_request(data)
-            if request is not None:
-                return request
-        try:
-            return msgspec.json.decode(data)
-        except ValueError as exc:  # also bad UTF-8; Strawberry turns this one into HTTP 400
-            raise json.JSONDecodeError(str(exc), "", 0) from None
+        if isinstance(data, str):  # a GET's `variables`/`extensions`, a WebSocket message
+            try:
+                return msgspec.json.decode(data)
+            except (ValueError, RecursionError) as exc:  # Strawberry: HTTP 400 / close 4400
+                raise json.JSONDecodeError(str(exc), "", 0) from None
+        try:  # a POST body
+            request = decode_request(data)  # ingestEvents: events typed in the same pass, if all valid
+            value = request if request is not None else msgspec.json.decode(data)
+        except RecursionError:
+            raise GraphQLHTTPError(400, "the request body is JSON nested too deeply") from None
+        except ValueError as exc:  # also bad UTF-8
+            raise GraphQLHTTPError(400, f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(value, dict | list):  # a list: Strawberry answers that batching is off
+            raise GraphQLHTTPError(400, "the request body must be a JSON object such as "
+                                        '{"query": "{ health { database } }"}, not '
+                                        + _json_kind(value))
+        return value
 
     def encode_json(self, data: object) -> bytes:
         return msgspec.json.encode(data)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData) and not isinstance(data.operation_name, str | None):
+            raise GraphQLHTTPError(400, "The GraphQL operation's `operationName` must be a "
+                                        "string or null, if provided.")
+        return data
+
+    async def execute_request(self, request: Request[Any, Any, Any], context: Any,
+                              root_value: Any) -> Response[Any]:
+        try:
+            return await self.run(request, context=context, root_value=root_value)
+        except GraphQLHTTPError as exc:
+            message = _CLEARER.get(exc.reason, exc.reason)
+            if request.method == "GET" and exc.reason == _BAD_JSON:
+                message = "the `variables` or `extensions` parameter is not valid JSON"
+            return Response(self.encode_json({"errors": [{"message": message}]}),
+                            status_code=exc.status_code, media_type="application/json")
 
     async def render_graphql_ide(self, request: Request[Any, Any, Any]) -> Response[str]:
         html = (TEMPLATES_DIR / "graphiql.html").read_text(encoding="utf-8")
         return Response(html, media_type="text/html",
                         headers={"Content-Security-Policy": GRAPHIQL_CSP})
+
+
+_BAD_JSON = "Unable to parse request body as JSON"
+_CLEARER = {  # Strawberry's request errors, said so that a client knows what to change
+    "Unsupported content type": "unsupported content type: send the operation as JSON "
+                                "(Content-Type: application/json), or as a GET with `query`",
+    "Batching is not enabled": "send one operation per request (batching is not enabled)",
+    "No GraphQL query found in the request": "no GraphQL query in the request: send "
+                                             '{"query": "…"} (and optionally "variables")',
+}
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", str: "a string"}.get(type(value), "a number")
 
 
 def create_app(settings: Settings | None = None,
@@ -103,8 +151,12 @@ def create_app(settings: Settings | None = None,
         lifespan=[_lifespan],
         state=State({"settings": settings, "embedded": database.embedded if database else False}),
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
-        middleware=[partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
+        middleware=[LogStreamErrors,
+                    partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
         request_max_body_size=settings.max_body_bytes,
+        # an unhandled exception: one log line with the path, a 500 without internals
+        exception_handlers={HTTP_500_INTERNAL_SERVER_ERROR: internal_error},
+        after_exception=[log_websocket_error],
         logging_config=LoggingConfig(configure_root_logger=False, disable_stack_trace={404}),
         openapi_config=None,
         debug=False,

@@ -7,6 +7,7 @@ from strawberry.extensions import AddValidationRules, ParserCache, ValidationCac
 from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.config import StrawberryConfig
 
+from app.gql.errors import MaskInternalErrors
 from app.gql.mutations import Mutation
 from app.gql.queries import Query
 from app.gql.scalars.BigInt import BigInt, BigIntDefinition
@@ -39,6 +40,7 @@ schema = strawberry.Schema(
         DepthLimit,
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        MaskInternalErrors,  # a server fault's text never reaches the client (app/gql/errors.py)
     ],
 )
 
