@@ -437,7 +437,7 @@ async def _tool_stats(rd: _Reader, since: datetime, until: datetime | None, filt
         f"""SELECT tool_name,
                    (sum(events) FILTER (WHERE kind = 'tool_call'))::bigint AS calls,
                    sum(errors)::bigint AS errors,
-                   (sum(duration_ms) FILTER (WHERE kind IN ('tool_call', 'tool_result')))::bigint AS ms,
+                   (sum(duration_ms) FILTER (WHERE kind IN ('tool_call', 'tool_result')))::float8 AS ms,
                    sum(lines_added)::bigint AS added, sum(lines_removed)::bigint AS removed
             FROM ({rows}) AS r
             WHERE tool_name <> '' AND kind IN ('tool_call', 'tool_result') AND {_filters(filter, p)}
@@ -484,7 +484,7 @@ async def model_stats(since: datetime, until: datetime | None,
                        sum(tokens_input)::bigint AS ti, sum(tokens_output)::bigint AS tout,
                        sum(tokens_cache_read)::bigint AS tcr, sum(tokens_cache_write)::bigint AS tcw,
                        sum(tokens_reasoning)::bigint AS tr, sum(cost_usd)::float8 AS cost,
-                       sum(unpriced)::bigint AS unpriced, sum(duration_ms)::bigint AS ms
+                       sum(unpriced)::bigint AS unpriced, sum(duration_ms)::float8 AS ms
                 FROM ({rows}) AS r WHERE kind = 'llm_call' AND {_filters(filter, p)}
                 GROUP BY 1 ORDER BY 2 DESC, 1""", *p.values)
         hists = await _histograms(rd, since, until, "model", ("llm_call",), filter)

@@ -14,7 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from litestar import Request, get
 from litestar.params import FromPath, FromQuery
@@ -55,9 +55,15 @@ def _last_id(request: Request) -> datetime | None:
     may commit later; the page drops what it already shows."""
     value = request.headers.get("last-event-id")
     try:
-        return aware(datetime.fromisoformat(value)) - RESUME_OVERLAP if value else None
-    except (ValueError, OverflowError):  # not a time, or at the end of the range
+        since = aware(datetime.fromisoformat(value)) if value else None
+    except ValueError:
         return None
+    if since is None:
+        return None
+    try:
+        return (since - RESUME_OVERLAP).astimezone(UTC)
+    except OverflowError:  # at the start of time (what PostgreSQL can take): replay everything
+        return datetime.min.replace(tzinfo=UTC)
 
 
 async def _next(sub, timeout: float):

@@ -14,7 +14,7 @@ from app.services import activity
 from app.services import events as event_service
 from app.services import projects as project_service
 from app.services import sessions as session_service
-from app.services.pagination import BadCursor, decode_cursor
+from app.services.pagination import BadCursor, cursor_int, cursor_time, decode_keys
 from ui.pages.common import not_found, render
 from ui.render import aware
 
@@ -25,8 +25,8 @@ async def _timeline(session: session_service.SessionRecord, after: str | None) -
     """One page of the timeline, with the sub-agent sessions spawned within its time span."""
     try:
         page = await event_service.session_events(session.id, first=PAGE_SIZE, after=after)
-        start = aware(datetime.fromisoformat(decode_cursor(after, 3)[0])) if after else None
-    except (BadCursor, ValueError, OverflowError):
+        start = aware(decode_keys(after, cursor_time, cursor_int, uuid.UUID)[0]) if after else None
+    except (BadCursor, ValueError):
         page, start = await event_service.session_events(session.id, first=PAGE_SIZE), None
     # times compared with aware(): PostgreSQL's ±infinity comes back without a time zone
     end = aware(page.items[-1].ts) if page.has_next and page.items else None
