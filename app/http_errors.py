@@ -16,6 +16,7 @@ import secrets
 from typing import Any
 
 from litestar import Request, Response
+from litestar.exceptions import LitestarException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("devlog.http")
@@ -99,5 +100,17 @@ class LogStreamErrors:
             await self.app(scope, receive, watch)
         except Exception as exc:
             if started:
-                log_error(_where(scope) + " (after the response started)", exc)
+                log_error(_where(scope) + " (after the response started)", _unwrap(exc))
             raise
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The exception itself, not Litestar's "Exception caught after response started" nor the
+    task group of a streamed body around it."""
+    while True:
+        if isinstance(exc, LitestarException) and exc.__cause__ is not None:
+            exc = exc.__cause__
+        elif isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        else:
+            return exc

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import msgspec
@@ -157,7 +157,7 @@ class _Params:
 def whole_hour_zone(time_zone: str, since: datetime, until: datetime) -> bool:
     """Whether the zone's offset is a whole number of hours throughout the range (sampled at
     both ends and every 30 days: offsets change at most twice a year)."""
-    tz = ZoneInfo(time_zone)
+    tz = ZoneInfo(_zone(time_zone))
     t = since
     while True:
         offset = t.astimezone(tz).utcoffset()
@@ -253,7 +253,12 @@ def _filters(f: UsageFilter | None, p: _Params, *, has_model: bool = True) -> st
 
 
 def _zone(time_zone: str) -> str:
-    ZoneInfo(time_zone)  # raises for an unknown zone
+    """The name of a known zone; ValueError (a message for the client) otherwise."""
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
+        raise ValueError(f"unknown time zone {time_zone[:64]!r} (use an IANA name like "
+                         "Europe/Paris)") from None
     return time_zone
 
 
