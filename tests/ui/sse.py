@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import re
+from collections.abc import AsyncIterator, Callable
 
 import httpx
+
+
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+async def _lines(r: httpx.Response) -> AsyncIterator[str]:
+    """Lines as the SSE spec (and a browser) splits them: at CR LF, CR or LF only (httpx's
+    aiter_lines also splits at U+2028, U+0085 … which may be inside a fragment)."""
+    buffer = ""
+    async for text in r.aiter_text():
+        buffer += text
+        hold = buffer.endswith("\r")  # maybe the first half of a CR LF
+        parts = _BREAK.split(buffer[:-1] if hold else buffer)
+        buffer = parts.pop() + ("\r" if hold else "")
+        for line in parts:
+            yield line
 
 
 async def read_events(client: httpx.AsyncClient, url: str, *, headers: dict | None = None,
@@ -19,7 +36,7 @@ async def read_events(client: httpx.AsyncClient, url: str, *, headers: dict | No
             assert r.status_code == 200, (url, r.status_code)
             assert r.headers["content-type"].startswith("text/event-stream")
             current: dict = {"event": "message", "data": [], "id": None}
-            async for line in r.aiter_lines():
+            async for line in _lines(r):
                 if line == "":
                     if any(current["data"]) or current["event"] != "message":  # not a keep-alive
                         messages.append({**current, "data": "\n".join(current["data"])})
