@@ -15,13 +15,13 @@ from functools import partial
 from typing import Any
 
 import msgspec
+from cross_web import HTTPException as GraphQLHTTPError  # what Strawberry raises for a bad request
 from litestar import Litestar, Request, Response
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from cross_web import HTTPException as GraphQLHTTPError  # what Strawberry raises for a bad request
 from strawberry.http import GraphQLRequestData
 from strawberry.litestar import make_graphql_controller
 
@@ -111,6 +111,14 @@ _CLEARER = {  # Strawberry's request errors, said so that a client knows what to
 }
 
 
+def _no_such_file(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A static file path with a NUL or a name too long for the file system is a 404; Litestar
+    reports the OS error as HTTP 500."""
+    if isinstance(exc, ValueError | OSError) or isinstance(exc.__cause__, OSError):
+        return Response("not found", status_code=404, media_type="text/plain")
+    return internal_error(request, exc)
+
+
 def _json_kind(value: object) -> str:
     if value is None:
         return "null"
@@ -144,7 +152,11 @@ def create_app(settings: Settings | None = None,
             readyz,
             favicon,
             create_static_files_router(path="/static", directories=[STATIC_DIR],
-                                       include_in_schema=False),
+                                       include_in_schema=False,
+                                       # a NUL or a too long name in the path: no such file
+                                       exception_handlers={ValueError: _no_such_file,
+                                                           OSError: _no_such_file,
+                                                           HTTP_500_INTERNAL_SERVER_ERROR: _no_such_file}),
             *pages.routes(),
         ],
         template_config=pages.template_config(),

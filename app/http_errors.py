@@ -35,17 +35,23 @@ def reference() -> str:
     return secrets.token_hex(4)
 
 
+def printable(text: str, limit: int = 500) -> str:
+    """Text for one log line: control characters escaped (a request path with ``%0a`` cannot
+    forge a second line), bounded."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit * 2])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def describe(exc: BaseException, limit: int = 500) -> str:
     """``Type: message`` on one line, bounded."""
     text = " ".join(str(exc).split())
-    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return printable(f"{type(exc).__name__}: {text}" if text else type(exc).__name__, limit)
 
 
 def log_error(where: str, exc: BaseException, ref: str | None = None) -> str:
     """Log one line about ``exc`` (and its traceback at DEBUG); return its reference."""
     ref = ref or reference()
-    log.error("%s failed [%s]: %s", where, ref, describe(exc))
+    log.error("%s failed [%s]: %s", printable(where, 300), ref, describe(exc))
     log.debug("traceback of [%s]", ref, exc_info=exc)
     return ref
 

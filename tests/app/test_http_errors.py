@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar import Litestar, get, websocket
 from litestar.connection import WebSocket
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from app.errors import DatabaseUnavailable
@@ -121,6 +122,11 @@ def fails() -> str:
     raise RuntimeError(SECRET)
 
 
+@get("/test-fails/{rest:str}", sync_to_thread=False)
+def fails_with_path(rest: FromPath[str]) -> str:
+    raise RuntimeError(SECRET)
+
+
 @get("/test-fails-streaming")
 async def fails_streaming() -> Stream:
     async def chunks() -> AsyncIterator[bytes]:
@@ -145,7 +151,7 @@ async def failing_server(database_url: str) -> AsyncIterator[str]:
 
     app: Litestar = create_app(load_settings(database_url=database_url),
                                Database(url=database_url, embedded=False))
-    for handler in (fails, fails_streaming, fails_ws):
+    for handler in (fails, fails_with_path, fails_streaming, fails_ws):
         app.register(handler)
     sock = bind_socket("127.0.0.1", 0)
     srv = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False,
@@ -183,6 +189,22 @@ async def test_an_unhandled_exception_is_one_log_line_and_a_bare_500(
     assert lines[0] == f"GET /test-fails failed [{ref}]: RuntimeError: {SECRET}"
     traceback = [r for r in caplog.records if r.levelno == logging.DEBUG and ref in r.getMessage()]
     assert traceback and traceback[0].exc_info  # the details, for --log-level debug
+
+
+async def test_a_request_path_cannot_forge_log_lines(failing_server: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{failing_server}") as c:
+        r = await c.get("/test-fails/x%0a12:00:00 ERROR devlog.http: forged%00")
+    assert r.status_code == 500
+    lines = lines_of(caplog)
+    assert len(lines) == 1 and "\n" not in lines[0] and "\x00" not in lines[0]
+    assert lines[0].startswith("GET /test-fails/x\\n12:00:00 ERROR devlog.http: forged\\x00 failed [")
+
+
+@pytest.mark.parametrize("path", ["/static/%00", "/static/css/a%00.css", "/static/" + "a" * 5000])
+async def test_static_paths_that_cannot_name_a_file_are_404s(client: httpx.AsyncClient, path: str) -> None:
+    r = await client.get(path)
+    assert r.status_code == 404, (path[:40], r.status_code)
 
 
 async def test_an_exception_after_a_streamed_response_started_is_logged_and_cuts_the_response(
