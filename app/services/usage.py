@@ -28,6 +28,7 @@ import asyncpg
 import msgspec
 
 from app.db import rollups
+from app.db.ddl import storable
 from app.db.engine import DB
 from app.db.rollups import Rollup
 from app.db.timescale import events_in_hypertable
@@ -182,7 +183,7 @@ class _Reader:
     now: datetime  # the database's clock at the start of the read
 
     async def fetch(self, sql: str, *args: object) -> list:
-        return await self.conn.fetch(sql, *args)
+        return await self.conn.fetch(sql, *storable(args))
 
 
 @contextlib.asynccontextmanager

@@ -200,3 +200,21 @@ async def test_hostile_cursors_cookies_and_resume_ids(client: httpx.AsyncClient,
         messages = await read_events(client, f"/live/sessions/{sid}", headers={"Last-Event-ID": last},
                                      until=lambda m: True)
         assert messages[0]["event"] == "event" and 'id="session-header"' in messages[0]["data"], (last, messages[:2])
+
+
+async def test_a_nul_in_a_filter_finds_what_ingest_stored(server: str, client: httpx.AsyncClient) -> None:
+    """Ingest keeps NUL as U+FFFD; PostgreSQL cannot take a NUL in a query argument (it was a
+    driver error, a page 500): a filter's NUL is looked for as U+FFFD."""
+    tag = uuid.uuid4().hex[:8]
+    await ingest(server, [event(f"nul-{tag}", 0, "user_prompt", ts=recent(5), content=f"a\x00{tag}")])
+    sid = str(session_id("claude-code", f"nul-{tag}"))
+    page = await client.get("/sessions", params={"q": f"a\x00{tag}"})
+    assert page.status_code == 200 and f'id="s-{sid}"' in page.text
+    r = await client.post("/graphql", json={"query": """query($t: String, $a: [String!]) {
+        sessions(filter: {text: $t}) { edges { node { id } } }
+        other: sessions(filter: {agent: $a}) { edges { node { id } } } }""",
+        "variables": {"t": f"a\x00{tag}", "a": ["claude-code\x00"]}})
+    body = r.json()
+    assert "errors" not in body, body
+    assert [e["node"]["id"] for e in body["data"]["sessions"]["edges"]] == [sid]
+    assert body["data"]["other"]["edges"] == []
