@@ -10,6 +10,7 @@ import uuid
 from app.ingest.identity import project_id
 from tests.factories import event
 from tests.helpers import screenshot_path
+from tests.ui.cleanup import forget_machine
 from tests.ui.html_audit import HOSTILE
 from tests.ui.test_dashboard_browser import browser, htmx_ready, ingest, open_page, recent, session_id  # noqa: F401
 
@@ -26,7 +27,7 @@ async def test_unbroken_strings_and_markup_stay_in_the_layout(server: str, brows
     tag = uuid.uuid4().hex[:8]
     native = f"layout-{tag}"
     remote = f"git@example.com:layout/{tag}-{'B' * 200}.git"
-    ctx = {"project": {"remote": remote, "path": "/w/" + "C" * 900, "name": "N" * 255,
+    ctx = {"machine": f"layout-{tag}", "project": {"remote": remote, "path": "/w/" + "C" * 900, "name": "N" * 255,
                        "branch": "D" * 255}, "workspace": "/w/" + "C" * 900}
     await ingest(server, [
         event(native, 0, "session_start", ts=recent(300), agentVersion="V" * 64, **ctx),
@@ -48,6 +49,13 @@ async def test_unbroken_strings_and_markup_stay_in_the_layout(server: str, brows
     urls = {"session": f"/sessions/{sid}", "sessions": "/sessions", "overview": "/",
             "tools": "/tools", "usage": "/usage?by=model", "project": f"/projects/{pid}",
             "projects": "/projects"}
+    try:
+        await _check(server, browser, urls)
+    finally:
+        await forget_machine(f"layout-{tag}")
+
+
+async def _check(server: str, browser, urls: dict[str, str]) -> None:  # noqa: F811
     for name, url in urls.items():
         page = await open_page(browser, server)
         await page.goto(f"{server}{url}")

@@ -5,7 +5,7 @@ The rows are ingested normally, then given their hostile values with SQL — Pos
 ``-infinity``/``infinity`` (what a year-1 / year-9999 timestamp became), years 1 and 9999, the
 largest values of each numeric column, payloads nested ~900 deep or holding a 5,000-digit
 number, and tool inputs whose ``old_string``/``new_string`` are not text. They are deleted at the
-end (they would otherwise sit at the top of other tests' lists, dated 9999).
+end, rollups included (they would otherwise sit at the top of other tests' lists, dated 9999).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from app.db.engine import pool
 from app.ingest.identity import machine_id, project_id, session_id
 from app.services.pagination import encode_cursor
 from tests.factories import event
+from tests.ui.cleanup import forget_machine
 from tests.ui.html_audit import HOSTILE, unsafe_markup
 from tests.ui.sse import read_events
 from tests.ui.test_dashboard_browser import ingest, recent
@@ -77,7 +78,6 @@ async def stored(server: str) -> AsyncIterator[dict]:
                                                "resets_in_seconds": 86400}}))
     await ingest(server, events)
     ids = {name: session_id("claude-code", n) for name, n in natives.items()}
-    all_ids = [*ids.values(), session_id("codex", natives["now"])]
     db = pool()
     try:
         for name, ts in TIMES.items():
@@ -109,8 +109,7 @@ async def stored(server: str) -> AsyncIterator[dict]:
         yield {"ids": ids, "machine": machine_id(machine), "project": project_id(f"example.com/hostile/{tag}"),
                "tag": tag}
     finally:
-        await db.execute("DELETE FROM agent_event WHERE session_id = ANY($1::uuid[])", all_ids)
-        await db.execute("DELETE FROM agent_session WHERE id = ANY($1::uuid[])", all_ids)
+        await forget_machine(machine)
 
 
 def assert_page(r: httpx.Response) -> str:
