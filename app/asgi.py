@@ -9,16 +9,20 @@ starts the embedded cluster if needed, waits, migrates, then opens the pool.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
 import msgspec
+from cross_web import HTTPException as GraphQLHTTPError  # what Strawberry raises for a bad request
 from litestar import Litestar, Request, Response
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
 from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from strawberry.http import GraphQLRequestData
 from strawberry.litestar import make_graphql_controller
 
 from app import lifespan
@@ -29,6 +33,7 @@ from app.db import watchdog
 from app.errors import DatabaseUnavailable
 from app.gql.context import get_context
 from app.gql.schema import schema
+from app.http_errors import LogStreamErrors, internal_error, log_websocket_error
 from app.http_limits import GzipRequestMiddleware
 from app.ingest import body as ingest_body
 from app.jobs.scheduler import scheduler
@@ -50,17 +55,46 @@ _GraphQLBase = make_graphql_controller(
 
 
 class GraphQLController(_GraphQLBase):  # type: ignore[misc, valid-type]
-    """Strawberry's controller, with GraphiQL served from vendored files instead of a CDN and
-    msgspec as the JSON codec (ingest batches are large)."""
+    """Strawberry's controller, with GraphiQL served from vendored files instead of a CDN,
+    msgspec as the JSON codec (ingest batches are large), and request errors (HTTP 400) answered
+    as GraphQL errors (``{"errors": [{"message": …}]}``) instead of plain text."""
 
     def decode_json(self, data: str | bytes) -> object:
         # ingestEvents: events typed in the same pass when all are valid; one event's odd value
-        # never fails the body (app/ingest/body.py). Not JSON: json.JSONDecodeError, which
-        # Strawberry answers with HTTP 400.
-        return ingest_body.decode(data)
+        # never fails the body (app/ingest/body.py). Not JSON: json.JSONDecodeError.
+        if isinstance(data, str):  # a GET's `variables`/`extensions`, a WebSocket message
+            return ingest_body.decode(data)  # Strawberry: HTTP 400 / close 4400
+        try:  # a POST body
+            value = ingest_body.decode(data)
+        except json.JSONDecodeError as exc:  # also bad UTF-8 outside an ingest body
+            raise GraphQLHTTPError(400, f"the request body is not valid JSON: {exc.msg}") from None
+        if not isinstance(value, dict | list):
+            # a list: Strawberry answers that batching is off
+            raise GraphQLHTTPError(400, "the request body must be a JSON object such as "
+                                        '{"query": "{ health { database } }"}, not '
+                                        + _json_kind(value))
+        return value
 
     def encode_json(self, data: object) -> bytes:
         return msgspec.json.encode(data)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData) and not isinstance(data.operation_name, str | None):
+            raise GraphQLHTTPError(400, "The GraphQL operation's `operationName` must be a "
+                                        "string or null, if provided.")
+        return data
+
+    async def execute_request(self, request: Request[Any, Any, Any], context: Any,
+                              root_value: Any) -> Response[Any]:
+        try:
+            return await self.run(request, context=context, root_value=root_value)
+        except GraphQLHTTPError as exc:
+            message = _CLEARER.get(exc.reason, exc.reason)
+            if request.method == "GET" and exc.reason == _BAD_JSON:
+                message = "the `variables` or `extensions` parameter is not valid JSON"
+            return Response(self.encode_json({"errors": [{"message": message}]}),
+                            status_code=exc.status_code, media_type="application/json")
 
     async def render_graphql_ide(self, request: Request[Any, Any, Any]) -> Response[str]:
         html = (TEMPLATES_DIR / "graphiql.html").read_text(encoding="utf-8")
@@ -76,6 +110,30 @@ def database_unavailable(request: Request[Any, Any, Any], exc: DatabaseUnavailab
         return unavailable_page(request, str(exc))
     return Response({"errors": [{"message": str(exc)}]}, status_code=503,
                     headers={"Retry-After": "2"})
+
+
+_BAD_JSON = "Unable to parse request body as JSON"
+_CLEARER = {  # Strawberry's request errors, said so that a client knows what to change
+    "Unsupported content type": "unsupported content type: send the operation as JSON "
+                                "(Content-Type: application/json), or as a GET with `query`",
+    "Batching is not enabled": "send one operation per request (batching is not enabled)",
+    "No GraphQL query found in the request": "no GraphQL query in the request: send "
+                                             '{"query": "…"} (and optionally "variables")',
+}
+
+
+def _no_such_file(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A static file path with a NUL or a name too long for the file system is a 404; Litestar
+    reports the OS error as HTTP 500."""
+    if isinstance(exc, ValueError | OSError) or isinstance(exc.__cause__, OSError):
+        return Response("not found", status_code=404, media_type="text/plain")
+    return internal_error(request, exc)
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", str: "a string"}.get(type(value), "a number")
 
 
 def create_app(settings: Settings | None = None,
@@ -109,16 +167,24 @@ def create_app(settings: Settings | None = None,
             readyz,
             favicon,
             create_static_files_router(path="/static", directories=[STATIC_DIR],
-                                       include_in_schema=False),
+                                       include_in_schema=False,
+                                       # a NUL or a too long name in the path: no such file
+                                       exception_handlers={ValueError: _no_such_file,
+                                                           OSError: _no_such_file,
+                                                           HTTP_500_INTERNAL_SERVER_ERROR: _no_such_file}),
             *pages.routes(),
         ],
         template_config=pages.template_config(),
         lifespan=[_lifespan],
         state=State({"settings": settings, "embedded": database.embedded if database else False}),
-        exception_handlers={DatabaseUnavailable: database_unavailable},
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
-        middleware=[partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
+        middleware=[LogStreamErrors,
+                    partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
         request_max_body_size=settings.max_body_bytes,
+        # an unhandled exception: one log line with the path, a 500 without internals
+        exception_handlers={HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
+                            DatabaseUnavailable: database_unavailable},
+        after_exception=[log_websocket_error],
         logging_config=LoggingConfig(configure_root_logger=False, disable_stack_trace={404}),
         guards=[access_routes.guard],  # every route: READ unless app/access/routes.py says
         openapi_config=None,

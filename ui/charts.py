@@ -4,6 +4,7 @@ from CSS classes (``series-0`` …), so light and dark themes style them; every 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -126,7 +127,11 @@ def sparkline(values: Sequence[float], *, height: int = 40, width: int = 240, ti
 
 
 def _short(v: float) -> str:
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+    """An axis value in a few characters: 1.2k, 3.4M, 5.6B, 7.8T (beyond: 1.2e+15)."""
+    if not math.isfinite(v):
+        return "–"
+    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if v >= limit:
-            return f"{v / limit:.1f}{suffix}"
+            scaled = v / limit
+            return f"{scaled:.1f}{suffix}" if scaled < 1000 else f"{v:.1e}"
     return f"{v:.0f}"

@@ -25,8 +25,20 @@ async def execute_script(sql: str) -> None:
         await conn.close()
 
 
+def storable(args: tuple[object, ...]) -> tuple[object, ...]:
+    """Query arguments as PostgreSQL can take them: text holds no NUL, and ingest stores NUL as
+    U+FFFD, so a filter's NUL is looked for as U+FFFD (instead of failing the query)."""
+    if not any(isinstance(a, str | list) for a in args):
+        return args
+    return tuple(a.replace("\x00", "\ufffd") if isinstance(a, str)
+                 else [v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in a]
+                 if isinstance(a, list) else a for a in args)
+
+
 async def fetch(sql: str, *args: object) -> list:
-    """Fetch rows (asyncpg Records) with the same transaction rules as execute_script."""
+    """Fetch rows (asyncpg Records) with the same transaction rules as execute_script;
+    arguments made :func:`storable`."""
+    args = storable(args)
     transaction = DB.current_transaction.get()
     if transaction is not None:
         return await transaction.connection.fetch(sql, *args)

@@ -8,6 +8,7 @@ from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.config import StrawberryConfig
 
 from app.access.graphql import Authorise
+from app.gql.errors import MaskInternalErrors
 from app.gql.mutations import Mutation
 from app.gql.queries import Query
 from app.gql.scalars.BigInt import BigInt, BigIntDefinition
@@ -41,6 +42,7 @@ schema = strawberry.Schema(
         DepthLimit,
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        MaskInternalErrors,  # a server fault's text never reaches the client (app/gql/errors.py)
     ],
 )
 

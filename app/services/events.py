@@ -8,7 +8,8 @@ from datetime import datetime
 import msgspec
 
 from app.db.ddl import fetch
-from app.services.pagination import Page, clamp, decode_cursor, encode_cursor
+from app.services.pagination import (Page, clamp, cursor_int, cursor_time, decode_keys,
+                                      encode_cursor)
 
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,8 +83,7 @@ async def session_events(session_id: uuid.UUID, first: int = 100, after: str | N
         args.append(list(kinds))
         clauses.append(f"e.kind = ANY(${len(args)}::text[])")
     if after:
-        ts, seq, eid = decode_cursor(after, 3)
-        args += [datetime.fromisoformat(ts), int(seq), uuid.UUID(eid)]
+        args += decode_keys(after, cursor_time, cursor_int, uuid.UUID)
         clauses.append(f"(e.ts, e.seq, e.id) > (${len(args) - 2}, ${len(args) - 1}, ${len(args)})")
     args.append(first + 1)
     rows = await fetch(
@@ -127,8 +127,8 @@ async def list_events(f: EventFilter | None = None, first: int = 100,
             join = " JOIN agent_session s ON s.id = e.session_id"
             clauses.append(f"s.{column} = {arg(value)}")
     if after:
-        ts, eid = decode_cursor(after, 2)
-        clauses.append(f"(e.ts, e.id) < ({arg(datetime.fromisoformat(ts))}, {arg(uuid.UUID(eid))})")
+        ts, eid = decode_keys(after, cursor_time, uuid.UUID)
+        clauses.append(f"(e.ts, e.id) < ({arg(ts)}, {arg(eid)})")
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = await fetch(f"SELECT {COLUMNS} FROM agent_event e{join} {where} "
                        f"ORDER BY e.ts DESC, e.id DESC LIMIT {arg(first + 1)}", *args)

@@ -45,8 +45,8 @@ class OverviewRecord(msgspec.Struct, frozen=True, kw_only=True):
 def day_start(now: datetime, time_zone: str) -> datetime:
     try:
         tz = ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {time_zone!r} (use an IANA name like Europe/Paris)") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
+        raise ValueError(f"unknown time zone {time_zone[:64]!r} (use an IANA name like Europe/Paris)") from None
     local = now.astimezone(tz)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 

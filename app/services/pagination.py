@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -40,6 +42,35 @@ def decode_cursor(cursor: str, n: int) -> list[Any]:
     if not isinstance(parts, list) or len(parts) != n:
         raise BadCursor(f"invalid cursor {cursor!r}")
     return parts
+
+
+def cursor_time(value: Any) -> datetime:
+    """A cursor's time, as PostgreSQL can take it. Naive: ``datetime.min``/``max``, which is how
+    asyncpg returns (and sends) PostgreSQL's -infinity/infinity."""
+    t = datetime.fromisoformat(value)
+    if t.tzinfo is None:
+        if t not in (datetime.min, datetime.max):
+            raise ValueError("a cursor's time has a time zone")
+    else:
+        t.astimezone(UTC)  # OverflowError at the ends of the range (year 1 east of UTC…)
+    return t
+
+
+def cursor_int(value: Any) -> int:
+    """A cursor's integer (a bigint column's value)."""
+    if not isinstance(value, int) or not -2**63 <= value < 2**63:
+        raise ValueError("not a 64-bit integer")
+    return value
+
+
+def decode_keys(cursor: str, *keys: Callable[[Any], Any]) -> list[Any]:
+    """A keyset cursor's parts, each converted by its function (``cursor_time``, ``cursor_int``,
+    ``uuid.UUID`` …); BadCursor for a cursor made up with parts of the wrong kind."""
+    parts = decode_cursor(cursor, len(keys))
+    try:
+        return [key(part) for key, part in zip(keys, parts, strict=True)]
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        raise BadCursor(f"invalid cursor {cursor!r}") from None
 
 
 def clamp(first: int) -> int:

@@ -15,6 +15,7 @@ began — the burn rate in points per hour and the projected percentage at reset
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,19 +128,43 @@ async def claude_blocks(now: datetime | None = None, machine: uuid.UUID | None =
     return list(reversed(blocks_of(rows, now)))[:limit]
 
 
+def _number(value: Any) -> float | None:
+    """A JSON number as a finite float (a Codex payload is whatever the log held)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _resets_at(window: dict, observed: datetime) -> datetime | None:
-    at = window.get("resets_at")
-    if isinstance(at, int | float) and at > 0:
-        return datetime.fromtimestamp(at, UTC)
-    seconds = window.get("resets_in_seconds")
-    if isinstance(seconds, int | float):
-        return observed + timedelta(seconds=seconds)
+    try:
+        at = _number(window.get("resets_at"))
+        if at is not None and at > 0:
+            return datetime.fromtimestamp(at, UTC)
+        seconds = _number(window.get("resets_in_seconds"))
+        if seconds is not None:
+            return observed + timedelta(seconds=seconds)
+    except (OverflowError, ValueError, OSError):  # beyond the dates Python can hold
+        pass
     return None
+
+
+def _decode(payload: Any) -> Any:
+    if not isinstance(payload, str | bytes):
+        return payload
+    try:
+        return msgspec.json.decode(payload)
+    except (msgspec.DecodeError, RecursionError):  # e.g. an integer wider than 64 bits
+        return None
 
 
 async def codex_windows(now: datetime | None = None, machine: uuid.UUID | None = None) -> list[RateLimitWindow]:
     """The latest Codex rate-limit windows, with burn rate and projection from the snapshots
-    taken since each window began."""
+    taken since each window began. Values that are not numbers (or not plausible ones) in a
+    snapshot are ignored, never an error."""
     now = now or datetime.now(UTC)
     rows = await fetch(
         """SELECT e.ts, e.payload FROM agent_event e
@@ -149,30 +174,37 @@ async def codex_windows(now: datetime | None = None, machine: uuid.UUID | None =
            ORDER BY e.ts DESC LIMIT 500""", now - timedelta(days=8), now, machine)
     if not rows:
         return []
-    snapshots = [(r["ts"], msgspec.json.decode(r["payload"]) if isinstance(r["payload"], str | bytes)
-                  else r["payload"]) for r in rows]
+    snapshots = [(r["ts"], _decode(r["payload"])) for r in rows]
     latest_ts, latest = snapshots[0]
+    if not isinstance(latest, dict):
+        return []
     out = []
     for name in ("primary", "secondary"):
-        window = latest.get(name) if isinstance(latest, dict) else None
-        if not isinstance(window, dict) or not isinstance(window.get("used_percent"), int | float):
+        window = latest.get(name)
+        used = _number(window.get("used_percent")) if isinstance(window, dict) else None
+        if used is None:
             continue
-        used = float(window["used_percent"])
-        minutes = window.get("window_minutes") if isinstance(window.get("window_minutes"), int) else None
+        minutes = window.get("window_minutes")
+        minutes = minutes if isinstance(minutes, int) and not isinstance(minutes, bool) \
+            and 0 < minutes <= 10 * 366 * 24 * 60 else None
         resets = _resets_at(window, latest_ts)
         rate = projected = None
         if resets and minutes:
             began = resets - timedelta(minutes=minutes)
-            same = [(ts, float(w["used_percent"])) for ts, snap in snapshots
+            same = [(ts, u) for ts, snap in snapshots
                     if isinstance(snap, dict) and isinstance(w := snap.get(name), dict)
-                    and isinstance(w.get("used_percent"), int | float) and ts >= began]
-            oldest_ts, oldest_used = same[-1]
-            hours = (latest_ts - oldest_ts).total_seconds() / 3600
-            if hours >= 1 / 60 and used >= oldest_used:
-                rate = round((used - oldest_used) / hours, 2)
-                projected = round(used + rate * max(0.0, (resets - now).total_seconds() / 3600), 1)
+                    and (u := _number(w.get("used_percent"))) is not None and ts >= began]
+            if same:  # empty when the window "began" after the latest snapshot
+                oldest_ts, oldest_used = same[-1]
+                hours = (latest_ts - oldest_ts).total_seconds() / 3600
+                if hours >= 1 / 60 and used >= oldest_used:
+                    rate = _number(round((used - oldest_used) / hours, 2))
+                    if rate is not None:
+                        projected = _number(round(
+                            used + rate * max(0.0, (resets - now).total_seconds() / 3600), 1))
+        plan = latest.get("plan_type")
         out.append(RateLimitWindow(
             agent="codex", name=name, window_minutes=minutes, used_percent=used, resets_at=resets,
-            observed_at=latest_ts, plan=latest.get("plan_type") if isinstance(latest.get("plan_type"), str) else None,
+            observed_at=latest_ts, plan=plan if isinstance(plan, str) else None,
             points_per_hour=rate, projected_percent=projected))
     return out

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from app.db.ddl import fetch
-from app.services.pagination import Page, clamp, decode_cursor, encode_cursor
+from app.services.pagination import Page, clamp, cursor_time, decode_keys, encode_cursor
 
 STATUSES = ("active", "idle", "ended")
 
@@ -135,8 +135,7 @@ async def list_sessions(f: SessionFilter | None = None, first: int = 50,
     args: list = []
     clauses = _where(f, args)
     if after:
-        ts, sid = decode_cursor(after, 2)
-        args += [datetime.fromisoformat(ts), uuid.UUID(sid)]
+        args += decode_keys(after, cursor_time, uuid.UUID)
         clauses.append(f"(s.last_event_at, s.id) < (${len(args) - 1}, ${len(args)})")
     args.append(first + 1)
     rows = await fetch(

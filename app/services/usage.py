@@ -22,12 +22,13 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import msgspec
 
 from app.db import rollups
+from app.db.ddl import storable
 from app.db.engine import DB
 from app.db.rollups import Rollup
 from app.db.timescale import events_in_hypertable
@@ -158,7 +159,7 @@ class _Params:
 def whole_hour_zone(time_zone: str, since: datetime, until: datetime) -> bool:
     """Whether the zone's offset is a whole number of hours throughout the range (sampled at
     both ends and every 30 days: offsets change at most twice a year)."""
-    tz = ZoneInfo(time_zone)
+    tz = ZoneInfo(_zone(time_zone))
     t = since
     while True:
         offset = t.astimezone(tz).utcoffset()
@@ -183,7 +184,7 @@ class _Reader:
     now: datetime  # the database's clock at the start of the read
 
     async def fetch(self, sql: str, *args: object) -> list:
-        return await guarded(self.conn.fetch(sql, *args))
+        return await guarded(self.conn.fetch(sql, *storable(args)))
 
 
 async def _begin_read(pool: asyncpg.Pool) -> tuple[asyncpg.Connection, Any, asyncpg.Record]:
@@ -282,7 +283,12 @@ def _filters(f: UsageFilter | None, p: _Params, *, has_model: bool = True) -> st
 
 
 def _zone(time_zone: str) -> str:
-    ZoneInfo(time_zone)  # raises for an unknown zone
+    """The name of a known zone; ValueError (a message for the client) otherwise."""
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
+        raise ValueError(f"unknown time zone {time_zone[:64]!r} (use an IANA name like "
+                         "Europe/Paris)") from None
     return time_zone
 
 
@@ -466,7 +472,7 @@ async def _tool_stats(rd: _Reader, since: datetime, until: datetime | None, filt
         f"""SELECT tool_name,
                    (sum(events) FILTER (WHERE kind = 'tool_call'))::bigint AS calls,
                    sum(errors)::bigint AS errors,
-                   (sum(duration_ms) FILTER (WHERE kind IN ('tool_call', 'tool_result')))::bigint AS ms,
+                   (sum(duration_ms) FILTER (WHERE kind IN ('tool_call', 'tool_result')))::float8 AS ms,
                    sum(lines_added)::bigint AS added, sum(lines_removed)::bigint AS removed
             FROM ({rows}) AS r
             WHERE tool_name <> '' AND kind IN ('tool_call', 'tool_result') AND {_filters(filter, p)}
@@ -513,7 +519,7 @@ async def model_stats(since: datetime, until: datetime | None,
                        sum(tokens_input)::bigint AS ti, sum(tokens_output)::bigint AS tout,
                        sum(tokens_cache_read)::bigint AS tcr, sum(tokens_cache_write)::bigint AS tcw,
                        sum(tokens_reasoning)::bigint AS tr, sum(cost_usd)::float8 AS cost,
-                       sum(unpriced)::bigint AS unpriced, sum(duration_ms)::bigint AS ms
+                       sum(unpriced)::bigint AS unpriced, sum(duration_ms)::float8 AS ms
                 FROM ({rows}) AS r WHERE kind = 'llm_call' AND {_filters(filter, p)}
                 GROUP BY 1 ORDER BY 2 DESC, 1""", *p.values)
         hists = await _histograms(rd, since, until, "model", ("llm_call",), filter)

@@ -41,7 +41,7 @@ def time_zone(request: Request) -> str:
     tz = request.cookies.get("tz") or "UTC"
     try:
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
         return "UTC"
     return tz
 

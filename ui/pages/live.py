@@ -14,15 +14,17 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from litestar import Request, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.bus import Delivery, Overflow
+from app.http_errors import log_error
 from app.services import events as event_service
 from app.services import sessions as session_service
+from ui.render import aware, render_item
 
 PING_SECONDS = 15.0
 STATS_EVERY = 2.0
@@ -31,8 +33,18 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _fragment(request: Request, name: str, **context) -> str:
-    template = request.app.template_engine.engine.get_template(name)
-    return template.render(**context)
+    """A rendered fragment; "" (and a log line) if it cannot be rendered, so the stream goes
+    on (a failing stream would be reopened by the browser and fail the same way again)."""
+    try:
+        return request.app.template_engine.engine.get_template(name).render(**context)
+    except Exception as exc:  # noqa: BLE001 - any failure of one fragment
+        log_error(f"live {request.url.path}: rendering {name}", exc)
+        return ""
+
+
+def _event_item(request: Request, name: str, prefix: str, e) -> str:
+    """One event as a timeline or feed item (a placeholder if it cannot be rendered)."""
+    return render_item(request.app.template_engine.engine, name, prefix, e, children={})
 
 
 RESUME_OVERLAP = timedelta(seconds=10)
@@ -43,9 +55,15 @@ def _last_id(request: Request) -> datetime | None:
     may commit later; the page drops what it already shows."""
     value = request.headers.get("last-event-id")
     try:
-        return datetime.fromisoformat(value) - RESUME_OVERLAP if value else None
+        since = aware(datetime.fromisoformat(value)) if value else None
     except ValueError:
         return None
+    if since is None:
+        return None
+    try:
+        return (since - RESUME_OVERLAP).astimezone(UTC)
+    except OverflowError:  # at the start of time (what PostgreSQL can take): replay everything
+        return datetime.min.replace(tzinfo=UTC)
 
 
 async def _next(sub, timeout: float):
@@ -66,8 +84,8 @@ async def live_overview(request: Request) -> ServerSentEvent:
             if _last_id(request) is not None:  # resuming: what may have been missed
                 recent = await event_service.list_events(first=FEED_MAX)
                 for e in reversed(recent.items):
-                    yield ServerSentEventMessage(event="event", data=_fragment(
-                        request, "partials/_feed_item.html", e=e))
+                    yield ServerSentEventMessage(event="event", data=_event_item(
+                        request, "partials/_feed_item.html", "f", e))
                 yield ServerSentEventMessage(event="stats", data="")
             while True:
                 try:
@@ -83,8 +101,8 @@ async def live_overview(request: Request) -> ServerSentEvent:
                     continue
                 at = item.events[-1].ingested_at.isoformat() if item.events else None
                 for e in item.events[-FEED_MAX:]:
-                    yield ServerSentEventMessage(event="event", id=at, data=_fragment(
-                        request, "partials/_feed_item.html", e=e))
+                    yield ServerSentEventMessage(event="event", id=at, data=_event_item(
+                        request, "partials/_feed_item.html", "f", e))
                 if time.monotonic() - last_stats >= STATS_EVERY:
                     pending_stats, last_stats = False, time.monotonic()
                     yield ServerSentEventMessage(event="stats", data="", id=at)
@@ -128,7 +146,7 @@ async def live_session(request: Request, session_id: FromPath[uuid.UUID]) -> Ser
 
 def _session_messages(request: Request, events, session, at: datetime) -> ServerSentEventMessage:
     """New timeline items, and the header (out of band) with the session's new rollups."""
-    html = "".join(_fragment(request, "partials/_event.html", e=e, children={}) for e in events)
+    html = "".join(_event_item(request, "partials/_event.html", "e", e) for e in events)
     header = _fragment(request, "partials/_session_header.html", s=session, oob=True)
     return ServerSentEventMessage(event="event", id=at.isoformat(), data=header + html)
 
@@ -159,7 +177,8 @@ async def live_sessions(request: Request, ids: FromQuery[str] = "") -> ServerSen
                 if s is None:
                     yield ServerSentEventMessage(comment="ping")
                     continue
-                yield ServerSentEventMessage(event="session", data=_fragment(
-                    request, "partials/_session_row.html", s=s, oob=True))
+                row = _fragment(request, "partials/_session_row.html", s=s, oob=True)
+                if row:
+                    yield ServerSentEventMessage(event="session", data=row)
 
     return ServerSentEvent(stream(), headers=HEADERS)

@@ -18,11 +18,17 @@ class BadParameter(ValueError):
     """A query parameter the page cannot use; the message is shown to the viewer (HTTP 400)."""
 
 
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)  # a day more still fits a datetime
+
+
 def _date(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadParameter(f"`{name}` must be a date such as 2025-01-31, not {value[:40]!r}.") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadParameter(f"`{name}` must be a date between {FIRST_DAY} and {LAST_DAY}, not {day}.")
+    return day
 
 
 def _local_midnight(d: date, zone: ZoneInfo) -> datetime:

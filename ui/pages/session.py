@@ -15,8 +15,9 @@ from app.services import events as event_service
 from app.services import prices as price_service
 from app.services import projects as project_service
 from app.services import sessions as session_service
-from app.services.pagination import BadCursor, decode_cursor
+from app.services.pagination import BadCursor, cursor_int, cursor_time, decode_keys
 from ui.pages.common import not_found, render
+from ui.render import aware
 
 PAGE_SIZE = 200
 
@@ -26,16 +27,18 @@ async def _timeline(session: session_service.SessionRecord, after: str | None) -
     await price_service.book()  # the aliases its LLM calls are shown "priced as"
     try:
         page = await event_service.session_events(session.id, first=PAGE_SIZE, after=after)
-        start = datetime.fromisoformat(decode_cursor(after, 3)[0]) if after else None
+        start = aware(decode_keys(after, cursor_time, cursor_int, uuid.UUID)[0]) if after else None
     except (BadCursor, ValueError):
         page, start = await event_service.session_events(session.id, first=PAGE_SIZE), None
-    end = page.items[-1].ts if page.has_next and page.items else None
+    # times compared with aware(): PostgreSQL's ±infinity comes back without a time zone
+    end = aware(page.items[-1].ts) if page.has_next and page.items else None
     children = [c for c in await session_service.children_by_parent_ids([session.id])
                 for c in c]  # flatten the one list
     spawned = [c for c in children if c.started_at is not None
-               and (start is None or c.started_at > start) and (end is None or c.started_at <= end)]
-    items: list[tuple[datetime, int, str, object]] = [(e.ts, 0, "event", e) for e in page.items]
-    items += [(c.started_at, 1, "child", c) for c in spawned]
+               and (start is None or aware(c.started_at) > start)
+               and (end is None or aware(c.started_at) <= end)]
+    items: list[tuple[datetime, int, str, object]] = [(aware(e.ts), 0, "event", e) for e in page.items]
+    items += [(aware(c.started_at), 1, "child", c) for c in spawned]
     items.sort(key=lambda x: (x[0], x[1]))
     return {"items": items, "page": page, "s": session,
             "next_url": f"/sessions/{session.id}/events?after={page.end_cursor}"

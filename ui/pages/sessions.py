@@ -33,6 +33,13 @@ def _day(value: str | None) -> datetime | None:
         return None
 
 
+def _next_day(day: datetime | None) -> datetime | None:
+    try:
+        return day + timedelta(days=1) if day else None
+    except OverflowError:  # 9999-12-31: no end
+        return None
+
+
 @get("/sessions", name="sessions", include_in_schema=False)
 async def sessions_page(
     request: Request, agent: FromQuery[str] = "", status: FromQuery[str] = "",
@@ -45,13 +52,13 @@ async def sessions_page(
               "project": str(_uuid(project) or ""), "machine": str(_uuid(machine) or ""),
               "workspace": str(_uuid(workspace) or ""),
               "since": since if _day(since) else "", "until": until if _day(until) else "",
-              "q": q.strip()[:200]}
+              "q": q.strip()[:200].replace("\x00", "\ufffd")}  # NUL is stored as U+FFFD
     until_day = _day(values["until"])
     f = session_service.SessionFilter(
         agent=[values["agent"]] if values["agent"] else None, status=values["status"] or None,
         project=_uuid(values["project"]), machine=_uuid(values["machine"]),
         workspace=_uuid(values["workspace"]), since=_day(values["since"]),
-        until=until_day + timedelta(days=1) if until_day else None, text=values["q"] or None)
+        until=_next_day(until_day), text=values["q"] or None)
     error = None
     try:
         page = await session_service.list_sessions(f, first=PAGE_SIZE, after=after or None)
