@@ -74,11 +74,17 @@ async def test_last_line_after_the_quiet_period_and_a_killed_collector(server_db
             fh.write(b"".join(rows[cut + 1:]))
         proc = collect(home, server_db.port)
         assert await until(lambda: _output_is(server_db.url, A, 212)), await calls(server_db.url)
+        # the file's other call closes after its own quiet period
+        assert await until(lambda: _count_is(server_db.url, 2)), await calls(server_db.url)
     finally:
         stop(proc)
     stored = await calls(server_db.url)
     assert len(stored) == 2 and stored[A] == 212
     assert await session_output(server_db.url, SPLIT_SID) == 212 + 187  # adjusted by +148
+
+
+async def _count_is(url: str, n: int) -> bool:
+    return len(await calls(url)) == n
 
 
 async def _output_is(url: str, call: str, output: int) -> bool:

@@ -33,7 +33,7 @@ async def test_unbroken_strings_and_markup_stay_in_the_layout(server: str, brows
         event(native, 0, "session_start", ts=recent(300), agentVersion="V" * 64, **ctx),
         event(native, 1, "user_prompt", ts=recent(299), content=UNBROKEN, **ctx),
         event(native, 2, "llm_call", ts=recent(298), model="M" * 128, stopReason="S" * 64,
-              tokens={"input": 10**12, "output": 10**12}, durationMs=2**53, **ctx),
+              tokens={"input": 10**12, "output": 10**12}, durationMs=10**12, **ctx),
         event(native, 3, "assistant_message", ts=recent(297), content=UNBROKEN + " " + " ".join(HOSTILE), **ctx),
         event(native, 4, "tool_call", ts=recent(296), toolName="T" * 255, toolCallId="c1",
               filePath="/w/" + "P" * 2000, command=UNBROKEN, payload={"command": UNBROKEN}, **ctx),
