@@ -24,8 +24,11 @@ from strawberry.litestar import make_graphql_controller
 
 from app import lifespan
 from app.bus import Bus
+from app.db import reads
+from app.errors import ReadTimeout
 from app.gql.context import get_context
 from app.gql.schema import schema
+from app.http_disconnect import CancelOnDisconnect
 from app.http_limits import GzipRequestMiddleware
 from app.ingest.batch import decode_request
 from app.jobs.scheduler import scheduler
@@ -33,6 +36,7 @@ from app.services import sessions
 from app.settings import Settings, get_settings
 from app.system import favicon, healthz, readyz
 from ui import STATIC_DIR, TEMPLATES_DIR, pages
+from ui.pages.read_timeout import too_slow
 
 GRAPHIQL_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -73,6 +77,7 @@ def create_app(settings: Settings | None = None,
                database: lifespan.Database | None = None) -> Litestar:
     settings = settings or get_settings()
     sessions.configure(idle_minutes=settings.session_idle_minutes)
+    reads.configure(settings.read_timeout_seconds)
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -103,7 +108,10 @@ def create_app(settings: Settings | None = None,
         lifespan=[_lifespan],
         state=State({"settings": settings, "embedded": database.embedded if database else False}),
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
-        middleware=[partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
+        # CancelOnDisconnect first (outermost): it owns receive() to see a client leave.
+        middleware=[CancelOnDisconnect,
+                    partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
+        exception_handlers={ReadTimeout: too_slow},
         request_max_body_size=settings.max_body_bytes,
         logging_config=LoggingConfig(configure_root_logger=False, disable_stack_trace={404}),
         openapi_config=None,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
-from strawberry.extensions.query_depth_limiter import create_validator
+from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
+
+from app.gql.limits import OperationLimits
 
 from app.gql.mutations import Mutation
 from app.gql.queries import Query
@@ -13,31 +14,17 @@ from app.gql.scalars.BigInt import BigInt, BigIntDefinition
 from app.gql.scalars.EventBatch import EventBatch, EventBatchDefinition
 from app.gql.subscriptions import Subscription
 
-MAX_QUERY_DEPTH = 12
-
-# One rule class for the process: Strawberry's ValidationCache keys on the tuple of validation
-# rules, so a rule class created per request (QueryDepthLimiter's default) defeats the cache.
-_DEPTH_RULE = create_validator(MAX_QUERY_DEPTH, None, None)
-
-
-class DepthLimit(AddValidationRules):
-    """Reject operations nested deeper than MAX_QUERY_DEPTH (introspection excluded)."""
-
-    def __init__(self) -> None:
-        super().__init__([_DEPTH_RULE])
-
-
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
     config=StrawberryConfig(scalar_map={EventBatch: EventBatchDefinition, BigInt: BigIntDefinition}),
     extensions=[
-        # Clients (the collector, the dashboard) send the same few documents over and over;
-        # parse and validation are most of a small operation's cost, so both are cached
-        # (bounded LRU, shared across requests).
-        DepthLimit,
-        lambda: ParserCache(maxsize=512),
+        # Size, depth, root fields, aliases, cost and argument limits (app/gql/limits.py),
+        # which also parses with a bounded LRU cache. Clients send the same few documents over
+        # and over; parse and validation are most of a small operation's cost, so both are
+        # cached (shared across requests; the limit rule class is created once per process).
+        OperationLimits,
         lambda: ValidationCache(maxsize=512),
     ],
 )

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import msgspec
 
-from app.db.ddl import fetch
+from app.db.reads import fetch
 from app.services.pagination import Page, clamp, decode_cursor, encode_cursor
 
 

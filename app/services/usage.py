@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import msgspec
 
-from app.db import rollups
+from app.db import reads, rollups
 from app.db.engine import DB
 from app.db.rollups import Rollup
 from app.db.timescale import events_in_hypertable
@@ -188,14 +188,18 @@ class _Reader:
 @contextlib.asynccontextmanager
 async def _reading() -> AsyncIterator[_Reader]:
     hypertable = await events_in_hypertable()
-    async with DB.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        # JIT compiles a plan in 100+ ms; these queries run in a few ms. The planner guesses far
-        # more groups than there are and sorts thousands of raw rows: hash them instead.
-        row = await conn.fetchrow(
-            "SELECT (SELECT watermark FROM job_state WHERE name = $1) AS mark, now() AS now"
-            " FROM set_config('jit', 'off', true) AS j, set_config('enable_sort', 'off', true) AS o", rollup_job.STATE)
-        yield _Reader(conn=conn, mark=None if hypertable else row["mark"], hypertable=hypertable,
-                      now=row["now"])
+    timeout = str(reads.timeout_ms())
+    with reads.translated():
+        async with DB.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            # JIT compiles a plan in 100+ ms; these queries run in a few ms. The planner guesses
+            # far more groups than there are and sorts thousands of raw rows: hash them instead.
+            # The read time limit (app.db.reads) holds for the rest of the transaction.
+            row = await conn.fetchrow(
+                "SELECT (SELECT watermark FROM job_state WHERE name = $1) AS mark, now() AS now"
+                " FROM set_config('jit', 'off', true) AS j, set_config('enable_sort', 'off', true) AS o,"
+                " set_config('statement_timeout', $2, true) AS t", rollup_job.STATE, timeout)
+            yield _Reader(conn=conn, mark=None if hypertable else row["mark"], hypertable=hypertable,
+                          now=row["now"])
 
 
 def _rows(rd: _Reader, r: Rollup, since: datetime, until: datetime | None, p: _Params, *,

@@ -1,0 +1,107 @@
+"""Reads under a time limit (``DEVLOG_READ_TIMEOUT_SECONDS``).
+
+Every read of the services runs with PostgreSQL's ``statement_timeout`` set, so no query — a
+slow filter, a lock it waits behind — holds a pool connection longer than the limit: the
+database stops it and the caller gets :class:`~app.errors.ReadTimeout` (one clear sentence),
+never the driver's text.
+
+- :func:`fetch` (one statement, outside any transaction) sets the timeout on its pool
+  connection first. It is a session setting; the pool's ``RESET ALL`` on release undoes it, so
+  writers that take the connection next (ingest, jobs) are not limited.
+- Read-only transactions (usage analytics) set it with ``set_config(…, true)`` in their first
+  statement: local to the transaction, no extra round trip.
+- :func:`budget` gives a whole request one deadline: every statement it starts gets at most
+  the time left (a GraphQL query with ten fields cannot run ten times the limit).
+
+Writes (ingest, jobs, recompute, migrations) do not go through here and are not limited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+
+from app.db.engine import DB
+from app.errors import ReadTimeout
+
+_limit = 30.0  # seconds; 0: none
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("devlog_read_deadline",
+                                                                         default=None)
+
+
+def configure(seconds: float) -> None:
+    global _limit
+    _limit = max(0.0, float(seconds))
+
+
+def limit() -> float:
+    return _limit
+
+
+@contextlib.contextmanager
+def budget() -> Iterator[None]:
+    """One deadline for every read started inside (in this task and the tasks it creates)."""
+    token = _deadline.set(time.monotonic() + _limit if _limit else None)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def timeout_ms() -> int:
+    """The ``statement_timeout`` for a read starting now, in ms (0: none). Raises ReadTimeout
+    when the request's budget is spent."""
+    if not _limit:
+        return 0
+    seconds = _limit
+    deadline = _deadline.get()
+    if deadline is not None:
+        seconds = deadline - time.monotonic()
+        if seconds <= 0:
+            raise ReadTimeout(_limit)
+    return max(1, int(seconds * 1000))
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """A statement stopped by the timeout → ReadTimeout (other cancellations pass through)."""
+    try:
+        yield
+    except asyncpg.QueryCanceledError as exc:
+        if "statement timeout" not in str(exc):
+            raise
+        raise ReadTimeout(_limit) from None
+
+
+@contextlib.asynccontextmanager
+async def connection() -> AsyncIterator[asyncpg.Connection]:
+    """A pool connection whose statements stop after the read limit (the time left)."""
+    ms = timeout_ms()
+    async with DB.pool.acquire() as conn:
+        with translated():
+            if ms:
+                await conn.execute(f"SET statement_timeout = {ms}")
+            yield conn
+
+
+async def fetch(sql: str, *args: object) -> list:
+    """Rows of one read statement, under the time limit. Inside a Piccolo transaction it runs
+    there, with that transaction's settings (as ``app.db.ddl.fetch`` does)."""
+    transaction = DB.current_transaction.get()
+    if transaction is not None:
+        return await transaction.connection.fetch(sql, *args)
+    if DB.pool is None:  # the CLI before a pool exists: a connection of its own
+        conn = await DB.get_new_connection()
+        try:
+            with translated():
+                if ms := timeout_ms():
+                    await conn.execute(f"SET statement_timeout = {ms}")
+                return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+    async with connection() as conn:
+        return await conn.fetch(sql, *args)
