@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None,
                database: lifespan.Database | None = None) -> Litestar:
     settings = settings or get_settings()
     sessions.configure(idle_minutes=settings.session_idle_minutes)
-    reads.configure(settings.read_timeout_seconds)
+    reads.configure(settings.read_timeout_seconds, pool_max=settings.db_pool_max)
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Litestar) -> AsyncIterator[None]:

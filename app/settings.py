@@ -101,7 +101,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_text_argument: Annotated[
         int, msgspec.Meta(ge=1),
         _doc("Longest text a GraphQL argument may hold (search text, names), in characters."),
-    ] = 1_000
+    ] = 200
     max_list_argument: Annotated[
         int, msgspec.Meta(ge=1), _doc("Most items a list argument of a GraphQL query may hold.")
     ] = 1_000

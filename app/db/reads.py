@@ -11,13 +11,17 @@ never the driver's text.
 - Read-only transactions (usage analytics) set it with ``set_config(…, true)`` in their first
   statement: local to the transaction, no extra round trip.
 - :func:`budget` gives a whole request one deadline: every statement it starts gets at most
-  the time left (a GraphQL query with ten fields cannot run ten times the limit).
+  the time left (a GraphQL query with ten fields cannot run ten times the limit), and a share
+  of the pool: at most ``share`` of its reads hold a connection at once (half the pool by
+  default), so one request with many fields or a query per object cannot take every
+  connection while others wait for one.
 
 Writes (ingest, jobs, recompute, migrations) do not go through here and are not limited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import time
@@ -29,13 +33,18 @@ from app.db.engine import DB
 from app.errors import ReadTimeout
 
 _limit = 30.0  # seconds; 0: none
+_share = 5  # connections one request's reads may hold at once
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("devlog_read_deadline",
                                                                          default=None)
+_connections: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
+    "devlog_read_connections", default=None)
 
 
-def configure(seconds: float) -> None:
-    global _limit
+def configure(seconds: float, pool_max: int = 10) -> None:
+    """The read limit in seconds (0: none) and the pool size (a request may use half)."""
+    global _limit, _share
     _limit = max(0.0, float(seconds))
+    _share = max(1, pool_max // 2)
 
 
 def limit() -> float:
@@ -44,12 +53,27 @@ def limit() -> float:
 
 @contextlib.contextmanager
 def budget() -> Iterator[None]:
-    """One deadline for every read started inside (in this task and the tasks it creates)."""
-    token = _deadline.set(time.monotonic() + _limit if _limit else None)
+    """One deadline and one share of the pool for every read started inside (in this task and
+    the tasks it creates)."""
+    deadline = _deadline.set(time.monotonic() + _limit if _limit else None)
+    connections = _connections.set(asyncio.Semaphore(_share))
     try:
         yield
     finally:
-        _deadline.reset(token)
+        _connections.reset(connections)
+        _deadline.reset(deadline)
+
+
+@contextlib.asynccontextmanager
+async def pooled() -> AsyncIterator[asyncpg.Connection]:
+    """A pool connection, within the request's share of the pool when it has one."""
+    share = _connections.get()
+    if share is None:
+        async with DB.pool.acquire() as conn:
+            yield conn
+        return
+    async with share, DB.pool.acquire() as conn:
+        yield conn
 
 
 def timeout_ms() -> int:
@@ -81,7 +105,7 @@ def translated() -> Iterator[None]:
 async def connection() -> AsyncIterator[asyncpg.Connection]:
     """A pool connection whose statements stop after the read limit (the time left)."""
     ms = timeout_ms()
-    async with DB.pool.acquire() as conn:
+    async with pooled() as conn:
         with translated():
             if ms:
                 await conn.execute(f"SET statement_timeout = {ms}")

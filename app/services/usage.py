@@ -28,7 +28,6 @@ import asyncpg
 import msgspec
 
 from app.db import reads, rollups
-from app.db.engine import DB
 from app.db.rollups import Rollup
 from app.db.timescale import events_in_hypertable
 from app.jobs import ranges
@@ -190,7 +189,7 @@ async def _reading() -> AsyncIterator[_Reader]:
     hypertable = await events_in_hypertable()
     timeout = str(reads.timeout_ms())
     with reads.translated():
-        async with DB.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with reads.pooled() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             # JIT compiles a plan in 100+ ms; these queries run in a few ms. The planner guesses
             # far more groups than there are and sorts thousands of raw rows: hash them instead.
             # The read time limit (app.db.reads) holds for the rest of the transaction.

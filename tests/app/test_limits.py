@@ -65,7 +65,7 @@ async def some_session(client: httpx.AsyncClient) -> str:
 
 async def test_every_shipped_operation_passes_with_its_largest_variables(
         client: httpx.AsyncClient, some_session: str) -> None:
-    long_text = "please fix the flaky parser test " * 6  # the dashboard sends up to 200 characters
+    long_text = "please fix the flaky parser test " * 7  # the dashboard sends up to 200 characters
     cases = [
         ("sessions.graphql", "Sessions", {"first": 500, "filter": {"text": long_text[:200],
                                                                    "agent": ["claude-code", "codex", "copilot"]}}),
@@ -249,14 +249,14 @@ async def test_a_ten_megabyte_text_filter_is_refused(client: httpx.AsyncClient) 
 
 
 @pytest.mark.parametrize("query, variables", [
-    ('{ sessions(filter: {text: "%s"}) { edges { cursor } } }' % ("x" * 1001), None),
-    ("query($f: SessionFilterInput) { sessions(filter: $f) { edges { cursor } } }", {"f": {"text": "x" * 1001}}),
-    ("query($f: EventFilterInput) { events(filter: $f) { edges { cursor } } }", {"f": {"toolName": "x" * 1001}}),
-    ('{ prices(model: "%s") { model } }' % ("m" * 1001), None),
-    ("query($m: String) { prices(model: $m, provider: $m) { model } }", {"m": "m" * 1001}),
-    ('{ overview(timeZone: "%s") { eventsToday } }' % ("Z" * 1001), None),
+    ('{ sessions(filter: {text: "%s"}) { edges { cursor } } }' % ("x" * (DEFAULT.text + 1)), None),
+    ("query($f: SessionFilterInput) { sessions(filter: $f) { edges { cursor } } }", {"f": {"text": "x" * (DEFAULT.text + 1)}}),
+    ("query($f: EventFilterInput) { events(filter: $f) { edges { cursor } } }", {"f": {"toolName": "x" * (DEFAULT.text + 1)}}),
+    ('{ prices(model: "%s") { model } }' % ("m" * (DEFAULT.text + 1)), None),
+    ("query($m: String) { prices(model: $m, provider: $m) { model } }", {"m": "m" * (DEFAULT.text + 1)}),
+    ('{ overview(timeZone: "%s") { eventsToday } }' % ("Z" * (DEFAULT.text + 1)), None),
     ("query($f: UsageFilterInput) { modelStats(range: {since: \"2026-01-01T00:00:00Z\"}, filter: $f) { model } }",
-     {"f": {"models": ["m" * 1001]}}),
+     {"f": {"models": ["m" * (DEFAULT.text + 1)]}}),
 ])
 async def test_every_text_argument_is_limited(client: httpx.AsyncClient, query: str, variables: dict | None) -> None:
     refused(await run(client, query, variables), "DEVLOG_MAX_TEXT_ARGUMENT")
@@ -264,9 +264,9 @@ async def test_every_text_argument_is_limited(client: httpx.AsyncClient, query: 
 
 @pytest.mark.parametrize("query, variables", [
     ("query($f: UsageFilterInput) { toolStats(range: {since: \"2026-01-01T00:00:00Z\"}, filter: $f) { tool } }",
-     {"f": {"tools": [f"t{i}" for i in range(1001)]}}),
-    ("query($a: [String!]) { sessions(filter: {agent: $a}) { edges { cursor } } }", {"a": ["codex"] * 1001}),
-    ("{ sessions(filter: {agent: [%s]}) { edges { cursor } } }" % ",".join(['"x"'] * 1001), None),
+     {"f": {"tools": [f"t{i}" for i in range(DEFAULT.items + 1)]}}),
+    ("query($a: [String!]) { sessions(filter: {agent: $a}) { edges { cursor } } }", {"a": ["codex"] * (DEFAULT.items + 1)}),
+    ("{ sessions(filter: {agent: [%s]}) { edges { cursor } } }" % ",".join(['"x"'] * (DEFAULT.items + 1)), None),
 ])
 async def test_every_list_argument_is_limited(client: httpx.AsyncClient, query: str, variables: dict | None) -> None:
     refused(await run(client, query, variables), "DEVLOG_MAX_LIST_ARGUMENT")
