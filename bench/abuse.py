@@ -69,8 +69,8 @@ def candidates() -> list[tuple[str, str, dict]]:
          "query(" + ", ".join(f"${k}: String" for k in texts) + ") { "
          + " ".join(f"s{i}: sessions(first: 50, filter: {{text: $t{i}}}) {{ edges {{ node {{ id title }} }} }}"
                     for i in range(10)) + " }", texts),
-        ("500 sessions × 20 events each (a query per session)",
-         "{ sessions(first: 500) { edges { node { id events(first: 20) "
+        ("90 sessions × 20 events each (a statement per session)",
+         "{ sessions(first: 90) { edges { node { id events(first: 20) "
          "{ edges { node { id kind ts } } } } } } }", {}),
         ("10 × 500 events with their content",
          _aliases(10, "e{i}: events(first: 500) {{ edges {{ node {{ id ts kind toolName status content }} }} }}"), {}),

@@ -6,7 +6,9 @@ Every field counts once per object it is asked on, so a list multiplies everythi
 resolver clamps it), the page size of the connection it belongs to (``edges``), or the
 estimate in ``LIST_SIZES`` (a typical size for lists without pages) — every list field of the schema has one (a test checks), so a new
 list field must say how long it can be. Usage series are estimated from their range and
-bucket: one point per bucket, times ``GROUP_FACTOR`` per ``groupBy`` dimension.
+bucket: one point per bucket, times ``GROUP_FACTOR`` per ``groupBy`` dimension. A field that
+runs a statement for each object it is asked on (``PER_OBJECT_STATEMENTS``) costs
+``STATEMENT_COST`` more per object.
 
 The walk visits each fragment once per field it is spread in (a fragment spread twice in a
 fragment spread twice… costs its real, exponential size without taking exponential time).
@@ -76,6 +78,12 @@ def _points(_args: Args, parent: Args) -> int:
     groups = len(parent.get("group_by") or parent.get("groupBy") or [])
     return max(1, buckets) * GROUP_FACTOR ** groups
 
+
+# Fields whose resolver runs a statement of its own for each object (not batched by a
+# DataLoader): each call also costs STATEMENT_COST, so `sessions(first: 500) { … events }` — 500
+# statements at once — is refused while one session's events are not.
+STATEMENT_COST = 1_000
+PER_OBJECT_STATEMENTS = frozenset({"Session.events"})
 
 # "Type.field" -> its size from (its arguments, the arguments of the field that returned its
 # object): the clamped `first` for pages (a worst case), a typical size for lists that are not
@@ -171,7 +179,8 @@ class _Walk:
             sizer = LIST_SIZES.get(f"{parent_type.name}.{name}")
             size = sizer(args, parent_args) if sizer else MAX_PAGE
         below = self.selection_set(node.selection_set, get_named_type(t), args, id(node))
-        return size * (1 + below)
+        own = STATEMENT_COST if f"{parent_type.name}.{name}" in PER_OBJECT_STATEMENTS else 0
+        return own + size * (1 + below)
 
 
 def query_cost(schema: GraphQLSchema, operation: OperationDefinitionNode,

@@ -6,6 +6,7 @@ import strawberry
 from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from app.gql.cooperative import CooperativeExecution
 from app.gql.limits import OperationLimits
 
 from app.gql.mutations import Mutation
@@ -19,6 +20,7 @@ schema = strawberry.Schema(
     mutation=Mutation,
     subscription=Subscription,
     config=StrawberryConfig(scalar_map={EventBatch: EventBatchDefinition, BigInt: BigIntDefinition}),
+    execution_context_class=CooperativeExecution,  # long lists take turns on the event loop
     extensions=[
         # Size, depth, root fields, aliases, cost and argument limits (app/gql/limits.py),
         # which also parses with a bounded LRU cache. Clients send the same few documents over

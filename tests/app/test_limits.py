@@ -216,6 +216,14 @@ async def test_nested_lists_are_refused_by_their_cost(client: httpx.AsyncClient)
     assert "errors" not in await run(client, query, {"n": 20})
 
 
+async def test_a_statement_per_object_is_costed(client: httpx.AsyncClient) -> None:
+    """Session.events runs a statement per session: a hundred of them at once are refused,
+    fifty are not."""
+    query = "query($n: Int!) { sessions(first: $n) { edges { node { events(first: 1) { edges { cursor } } } } } }"
+    refused(await run(client, query, {"n": 100}), "DEVLOG_MAX_QUERY_COST")
+    assert "errors" not in await run(client, query, {"n": 50})
+
+
 async def test_a_long_hourly_series_is_refused_by_its_cost(client: httpx.AsyncClient) -> None:
     query = """query($since: DateTime!) { usage(range: {since: $since}, bucket: HOUR, groupBy: [AGENT, MODEL, TOOL]) {
                  points { start events } } }"""
