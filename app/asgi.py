@@ -28,6 +28,7 @@ from app.db import reads
 from app.errors import ReadTimeout
 from app.gql.context import get_context
 from app.gql.schema import schema
+from app.http_compression import RemoteOnlyCompression
 from app.http_disconnect import CancelOnDisconnect
 from app.http_limits import GzipRequestMiddleware
 from app.ingest.batch import decode_request
@@ -35,6 +36,7 @@ from app.jobs.scheduler import scheduler
 from app.services import sessions
 from app.settings import Settings, get_settings
 from app.system import favicon, healthz, readyz
+from app.turns import freeze_startup_heap
 from ui import STATIC_DIR, TEMPLATES_DIR, pages
 from ui.pages.read_timeout import too_slow
 
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None,
             app.state.bus = await stack.enter_async_context(
                 Bus(db.url, queue_size=settings.subscriber_queue))
             app.state.scheduler = await stack.enter_async_context(scheduler(settings))
+            freeze_startup_heap()  # short garbage-collector pauses from here on (app/turns.py)
             yield
 
     return Litestar(
@@ -107,7 +110,9 @@ def create_app(settings: Settings | None = None,
         template_config=pages.template_config(),
         lifespan=[_lifespan],
         state=State({"settings": settings, "embedded": database.embedded if database else False}),
-        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        # gzip for remote clients only, at level 1 (app/http_compression.py)
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024, gzip_compress_level=1,
+                                             middleware_class=RemoteOnlyCompression),
         # CancelOnDisconnect first (outermost): it owns receive() to see a client leave.
         middleware=[CancelOnDisconnect,
                     partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],

@@ -8,7 +8,8 @@ estimate in ``LIST_SIZES`` (a typical size for lists without pages) — every li
 list field must say how long it can be. Usage series are estimated from their range and
 bucket: one point per bucket, times ``GROUP_FACTOR`` per ``groupBy`` dimension. A field that
 runs a statement for each object it is asked on (``PER_OBJECT_STATEMENTS``) costs
-``STATEMENT_COST`` more per object.
+``STATEMENT_COST`` more per object, and a field that may hold a long text (``LONG_TEXT``)
+counts ``TEXT_COST`` values.
 
 The walk visits each fragment once per field it is spread in (a fragment spread twice in a
 fragment spread twice… costs its real, exponential size without taking exponential time).
@@ -78,6 +79,12 @@ def _points(_args: Args, parent: Args) -> int:
     groups = len(parent.get("group_by") or parent.get("groupBy") or [])
     return max(1, buckets) * GROUP_FACTOR ** groups
 
+
+# Fields that may hold a long text (an event's content, command and error, its raw payload:
+# up to DEVLOG_MAX_EVENT_BYTES each): each value counts TEXT_COST, so a page of 500 events with
+# their content is half the default budget, not 1 %.
+TEXT_COST = 100
+LONG_TEXT = frozenset({"Event.content", "Event.payload", "Event.command", "Event.error"})
 
 # Fields whose resolver runs a statement of its own for each object (not batched by a
 # DataLoader): each call also costs STATEMENT_COST, so `sessions(first: 500) { … events }` — 500
@@ -179,7 +186,10 @@ class _Walk:
             sizer = LIST_SIZES.get(f"{parent_type.name}.{name}")
             size = sizer(args, parent_args) if sizer else MAX_PAGE
         below = self.selection_set(node.selection_set, get_named_type(t), args, id(node))
-        own = STATEMENT_COST if f"{parent_type.name}.{name}" in PER_OBJECT_STATEMENTS else 0
+        key = f"{parent_type.name}.{name}"
+        if key in LONG_TEXT:
+            return TEXT_COST
+        own = STATEMENT_COST if key in PER_OBJECT_STATEMENTS else 0
         return own + size * (1 + below)
 
 

@@ -224,6 +224,14 @@ async def test_a_statement_per_object_is_costed(client: httpx.AsyncClient) -> No
     assert "errors" not in await run(client, query, {"n": 50})
 
 
+async def test_long_texts_are_costed(client: httpx.AsyncClient) -> None:
+    """An event's content and payload may be a megabyte each: a page of 500 with both is
+    refused, with the content alone it is not."""
+    query = "{ events(first: 500) { edges { node { id %s } } } }"
+    refused(await run(client, query % "content payload"), "DEVLOG_MAX_QUERY_COST")
+    assert "errors" not in await run(client, query % "content")
+
+
 async def test_a_long_hourly_series_is_refused_by_its_cost(client: httpx.AsyncClient) -> None:
     query = """query($since: DateTime!) { usage(range: {since: $since}, bucket: HOUR, groupBy: [AGENT, MODEL, TOOL]) {
                  points { start events } } }"""
