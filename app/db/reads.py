@@ -12,9 +12,11 @@ never the driver's text.
   statement: local to the transaction, no extra round trip.
 - :func:`budget` gives a whole request one deadline: every statement it starts gets at most
   the time left (a GraphQL query with ten fields cannot run ten times the limit), and a share
-  of the pool: at most ``share`` of its reads hold a connection at once (half the pool by
-  default), so one request with many fields or a query per object cannot take every
-  connection while others wait for one.
+  of the pool: at most ``share`` of its reads hold a connection at once (a quarter of the
+  pool, at least one), so one request with many fields or a statement per object cannot take
+  every connection while others wait for one; the share also bounds how many of its tasks
+  compete with other requests for the event loop at once. A read waiting for its share takes
+  a turn first (``app.turns.pause``).
 
 Writes (ingest, jobs, recompute, migrations) do not go through here and are not limited.
 """
@@ -29,6 +31,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 
+from app import turns
 from app.db.engine import DB
 from app.errors import ReadTimeout
 
@@ -41,14 +44,19 @@ _connections: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.Con
 
 
 def configure(seconds: float, pool_max: int = 10) -> None:
-    """The read limit in seconds (0: none) and the pool size (a request may use half)."""
+    """The read limit in seconds (0: none) and the pool size (a query may use a quarter)."""
     global _limit, _share
     _limit = max(0.0, float(seconds))
-    _share = max(1, pool_max // 2)
+    _share = max(1, pool_max // 4)
 
 
 def limit() -> float:
     return _limit
+
+
+def share() -> int:
+    """Connections one query's reads may hold at once."""
+    return _share
 
 
 @contextlib.contextmanager
@@ -72,6 +80,8 @@ async def pooled() -> AsyncIterator[asyncpg.Connection]:
         async with DB.pool.acquire() as conn:
             yield conn
         return
+    if share.locked():  # this request already holds its share: let other requests go first
+        await turns.pause()
     async with share, DB.pool.acquire() as conn:
         yield conn
 

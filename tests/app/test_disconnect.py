@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 
+from app import turns
 from tests.app.test_read_timeout import locked
 
 WAITING = """SELECT count(*) FROM pg_stat_activity
@@ -51,11 +52,13 @@ async def test_a_graphql_query_is_cancelled_when_its_client_leaves(server: str, 
     body = json.dumps({"query": "{ sessions(first: 5) { edges { node { id } } } }"}).encode()
     request = (b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    waiting = turns.waiting_for_answers()
     before, after = await _request_then_leave(server, database_url, request)
     assert before == 1, "the query never waited for the lock"
     assert after == 0, "the query ran on after its client left"
     async with httpx.AsyncClient(base_url=server) as client:  # the server is fine
         assert (await client.post("/graphql", json={"query": "{ health { database } }"})).status_code == 200
+    assert turns.waiting_for_answers() == waiting  # the request counts as answered
 
 
 async def test_a_page_is_cancelled_when_its_client_leaves(server: str, database_url: str) -> None:
