@@ -29,10 +29,12 @@ from app import lifespan
 from app.access import routes as access_routes
 from app.access.middleware import AccessMiddleware
 from app.bus import Bus
-from app.db import watchdog
-from app.errors import DatabaseUnavailable
+from app.db import reads, watchdog
+from app.errors import DatabaseUnavailable, ReadTimeout
 from app.gql.context import get_context
 from app.gql.schema import schema
+from app.http_compression import RemoteOnlyCompression
+from app.http_disconnect import CancelOnDisconnect
 from app.http_errors import LogStreamErrors, internal_error, log_websocket_error
 from app.http_limits import GzipRequestMiddleware
 from app.ingest import body as ingest_body
@@ -40,7 +42,9 @@ from app.jobs.scheduler import scheduler
 from app.services import sessions
 from app.settings import Settings, get_settings
 from app.system import favicon, healthz, readyz
+from app.turns import freeze_startup_heap
 from ui import STATIC_DIR, TEMPLATES_DIR, pages
+from ui.pages.read_timeout import too_slow
 
 GRAPHIQL_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -140,6 +144,7 @@ def create_app(settings: Settings | None = None,
                database: lifespan.Database | None = None) -> Litestar:
     settings = settings or get_settings()
     sessions.configure(idle_minutes=settings.session_idle_minutes)
+    reads.configure(settings.read_timeout_seconds, pool_max=settings.db_pool_max)
 
     @contextlib.asynccontextmanager
     async def _lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -158,6 +163,7 @@ def create_app(settings: Settings | None = None,
                 Bus(db.url, queue_size=settings.subscriber_queue))
             app.state.scheduler = await stack.enter_async_context(scheduler(settings))
             app.state.watchdog.on_new_url.append(lambda url: setattr(app.state.bus, "url", url))
+            freeze_startup_heap()  # short garbage-collector pauses from here on (app/turns.py)
             yield
 
     app = Litestar(
@@ -177,13 +183,16 @@ def create_app(settings: Settings | None = None,
         template_config=pages.template_config(),
         lifespan=[_lifespan],
         state=State({"settings": settings, "embedded": database.embedded if database else False}),
-        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
-        middleware=[LogStreamErrors,
+        # gzip for remote clients only, at level 1 (app/http_compression.py)
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024, gzip_compress_level=1,
+                                             middleware_class=RemoteOnlyCompression),
+        # CancelOnDisconnect first (outermost): it owns receive() to see a client leave.
+        middleware=[CancelOnDisconnect, LogStreamErrors,
                     partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
         request_max_body_size=settings.max_body_bytes,
         # an unhandled exception: one log line with the path, a 500 without internals
         exception_handlers={HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
-                            DatabaseUnavailable: database_unavailable},
+                            DatabaseUnavailable: database_unavailable, ReadTimeout: too_slow},
         after_exception=[log_websocket_error],
         logging_config=LoggingConfig(configure_root_logger=False, disable_stack_trace={404}),
         guards=[access_routes.guard],  # every route: READ unless app/access/routes.py says

@@ -84,6 +84,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: Annotated[
         int, _doc("Largest HTTP request body (after gzip decompression); larger gets HTTP 413.")
     ] = 64 * 1_048_576
+    read_timeout_seconds: Annotated[
+        float, msgspec.Meta(ge=0),
+        _doc("Longest a read (a query, a page) may run in the database; 0: no limit."),
+    ] = 30.0
+    max_query_bytes: Annotated[
+        int, msgspec.Meta(ge=1), _doc("Largest GraphQL document (the query text, in bytes).")
+    ] = 32_768
+    max_query_tokens: Annotated[
+        int, msgspec.Meta(ge=1), _doc("Most tokens (names, punctuation, values) in a GraphQL document.")
+    ] = 3_000
+    max_query_depth: Annotated[
+        int, msgspec.Meta(ge=1), _doc("Deepest nesting of fields in a GraphQL operation.")
+    ] = 12
+    max_root_fields: Annotated[
+        int, msgspec.Meta(ge=1), _doc("Most top-level fields (aliases included) in one GraphQL operation.")
+    ] = 10
+    max_aliases: Annotated[
+        int, msgspec.Meta(ge=0), _doc("Most aliased fields in one GraphQL operation.")
+    ] = 30
+    max_query_cost: Annotated[
+        int, msgspec.Meta(ge=1),
+        _doc("Most values a GraphQL operation may ask for, estimated from `first` and list sizes."),
+    ] = 100_000
+    max_text_argument: Annotated[
+        int, msgspec.Meta(ge=1),
+        _doc("Longest text a GraphQL argument may hold (search text, names), in characters."),
+    ] = 200
+    max_list_argument: Annotated[
+        int, msgspec.Meta(ge=1), _doc("Most items a list argument of a GraphQL query may hold.")
+    ] = 1_000
     session_idle_minutes: Annotated[
         int, _doc("A session with no event for this long and no end event shows as idle.")
     ] = 30

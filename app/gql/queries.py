@@ -75,7 +75,7 @@ class Query:
     async def events(self, filter: EventFilterInput | None = None, first: int = 100,
                      after: str | None = None) -> EventConnection:
         f = filter.to_service() if filter else None
-        return EventConnection.from_page(await event_service.list_events(f, first=first, after=after))
+        return await EventConnection.from_page(await event_service.list_events(f, first=first, after=after))
 
     @strawberry.field(description=(
         "Now and today: active sessions, today's events, tokens and cost, events per minute over "
@@ -95,7 +95,7 @@ class Query:
             since, until, bucket.value, [g.value for g in group_by or []],
             filter.to_service() if filter else None, time_zone,
             with_sessions=_selects(info, "sessions"))
-        return UsageReport.from_record(report)
+        return await UsageReport.from_record(report)
 
     @strawberry.field(description=(
         "Per tool over a range: calls, errors and error rate, duration p50/p95, lines changed, "

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from app.db.ddl import fetch
+from app.db.reads import fetch
 from app.services import usage
 
 

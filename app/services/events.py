@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
-from app.db.ddl import fetch
+from app.db.reads import fetch
 from app.services.pagination import (Page, clamp, cursor_int, cursor_time, decode_keys,
                                       encode_cursor)
+from app.turns import map_in_turns
 
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,8 +71,12 @@ COLUMNS = """e.id, e.ts, e.session_id, e.seq, e.kind, e.agent, e.model, e.provid
     e.command, e.content, e.error, e.payload::text AS payload, e.ingested_at, e.revision"""
 
 
+def _record(row: Any) -> EventRecord:
+    return msgspec.convert(dict(row), EventRecord)
+
+
 def records(rows: list) -> list[EventRecord]:
-    return [msgspec.convert(dict(r), EventRecord) for r in rows]
+    return [_record(r) for r in rows]
 
 
 async def session_events(session_id: uuid.UUID, first: int = 100, after: str | None = None,
@@ -89,7 +95,7 @@ async def session_events(session_id: uuid.UUID, first: int = 100, after: str | N
     rows = await fetch(
         f"SELECT {COLUMNS} FROM agent_event e WHERE {' AND '.join(clauses)} "
         f"ORDER BY e.ts, e.seq, e.id LIMIT ${len(args)}", *args)
-    recs = records(rows)
+    recs = await map_in_turns(_record, rows)  # a page of 500 is milliseconds of work
     page = recs[:first]
     return Page(items=page, cursors=[encode_cursor(r.ts, r.seq, str(r.id)) for r in page],
                 has_next=len(recs) > first)
@@ -132,7 +138,7 @@ async def list_events(f: EventFilter | None = None, first: int = 100,
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = await fetch(f"SELECT {COLUMNS} FROM agent_event e{join} {where} "
                        f"ORDER BY e.ts DESC, e.id DESC LIMIT {arg(first + 1)}", *args)
-    recs = records(rows)
+    recs = await map_in_turns(_record, rows)  # a page of 500 is milliseconds of work
     page = recs[:first]
     return Page(items=page, cursors=[encode_cursor(r.ts, str(r.id)) for r in page],
                 has_next=len(recs) > first)

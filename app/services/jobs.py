@@ -6,7 +6,7 @@ from datetime import datetime
 
 import msgspec
 
-from app.db.ddl import fetch
+from app.db.reads import fetch
 from app.jobs.scheduler import job_specs
 from app.settings import Settings
 

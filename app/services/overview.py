@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from app.db.ddl import fetch
+from app.db.reads import fetch
 from app.services import sessions, usage
 
 

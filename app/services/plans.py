@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from app.db.ddl import fetch
+from app.db.reads import fetch
 
 BLOCK = timedelta(hours=5)
 LOOKBACK = timedelta(hours=24)

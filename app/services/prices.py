@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from app.db import engine
+from app.db import engine, reads
 from app.pricing import book as price_book
 from app.pricing import price_file, store
 from app.pricing.book import PriceBook
@@ -86,7 +86,7 @@ async def list_prices(*, provider: str | None = None, search: str | None = None,
     """The price of each model valid at ``at`` (default now), by provider and model; filtered
     by provider id and by a substring of the model id or name."""
     at = at or datetime.now(UTC)
-    async with engine.pool().acquire() as conn:
+    async with reads.connection() as conn:
         rows = await conn.fetch(f"""
             SELECT * FROM ({_SELECT}) p
             WHERE (valid_from IS NULL OR valid_from <= $1) AND (valid_to IS NULL OR valid_to > $1)
@@ -98,9 +98,8 @@ async def list_prices(*, provider: str | None = None, search: str | None = None,
 
 async def resolve(model: str, provider: str | None = None) -> Resolution | None:
     """The priced model ingest would use for ``model`` (and ``provider``), with its history."""
-    async with engine.pool().acquire() as conn:
-        known = await price_book.current(conn)
-        found: PricedModel | None = known.resolve(model, provider)
+    async with reads.connection() as conn:
+        found: PricedModel | None = (await price_book.current(conn)).resolve(model, provider)
         if found is None:
             return None
         rows = await conn.fetch(f"""SELECT * FROM ({_SELECT}) p

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from app.db.ddl import fetch
+from app.db.reads import fetch
 
 
 class ProjectRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from app.db.ddl import fetch
+from app.db.reads import fetch
 from app.services.pagination import Page, clamp, cursor_time, decode_keys, encode_cursor
 
 STATUSES = ("active", "idle", "ended")

@@ -27,15 +27,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 import msgspec
 
-from app.db import rollups
+from app.db import reads, rollups
 from app.db.ddl import storable
-from app.db.engine import DB
 from app.db.rollups import Rollup
 from app.db.timescale import events_in_hypertable
 from app.db.watchdog import guarded, in_background
 from app.jobs import ranges
 from app.jobs import rollups as rollup_job
 from app.jobs.rollups import NEVER
+from app.turns import chunks_in_turns, map_in_turns
 
 Bucket = Literal["hour", "day", "week"]
 GroupBy = Literal["agent", "model", "project", "machine", "tool"]
@@ -187,45 +187,52 @@ class _Reader:
         return await guarded(self.conn.fetch(sql, *storable(args)))
 
 
-async def _begin_read(pool: asyncpg.Pool) -> tuple[asyncpg.Connection, Any, asyncpg.Record]:
-    conn = await pool.acquire()
-    try:
-        tx = conn.transaction(isolation="repeatable_read", readonly=True)
-        await tx.start()
-        # JIT compiles a plan in 100+ ms; these queries run in a few ms. The planner guesses far
-        # more groups than there are and sorts thousands of raw rows: hash them instead.
-        row = await conn.fetchrow(
-            "SELECT (SELECT watermark FROM job_state WHERE name = $1) AS mark, now() AS now"
-            " FROM set_config('jit', 'off', true) AS j, set_config('enable_sort', 'off', true) AS o", rollup_job.STATE)
-    except BaseException:
-        await pool.release(conn)
-        raise
-    return conn, tx, row
-
-
-async def _end_read(pool: asyncpg.Pool, conn: asyncpg.Connection, tx: Any) -> None:
-    try:
-        await tx.rollback()  # read only: nothing to keep
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-        pass  # the pool's reset (or replacement) of the connection deals with it
-    finally:
-        await pool.release(conn)
+_BEGIN = ("SELECT (SELECT watermark FROM job_state WHERE name = $1) AS mark, now() AS now"
+          " FROM set_config('jit', 'off', true) AS j, set_config('enable_sort', 'off', true) AS o,"
+          " set_config('statement_timeout', $2, true) AS t")
 
 
 @contextlib.asynccontextmanager
 async def _reading() -> AsyncIterator[_Reader]:
+    """A read-only REPEATABLE READ transaction on a pool connection (within the request's share
+    of the pool, under the read time limit: ``app.db.reads``). Each step fails at once when the
+    database stops answering (``app.db.watchdog``); a step abandoned that way, and the end of a
+    read that failed, finish in the background once the database answers again (the connection
+    then goes back to the pool), so the request is not held."""
     hypertable = await events_in_hypertable()
-    pool = DB.pool
-    # Each step fails at once when the database stops answering (app.db.watchdog); a step
-    # abandoned that way ends in the background once the database answers again.
-    conn, tx, row = await guarded(_begin_read(pool))
-    try:
-        yield _Reader(conn=conn, mark=None if hypertable else row["mark"], hypertable=hypertable,
-                      now=row["now"])
-    except BaseException:
-        in_background(_end_read(pool, conn, tx))
-        raise
-    await guarded(_end_read(pool, conn, tx))
+    timeout = str(reads.timeout_ms())
+    held = contextlib.AsyncExitStack()
+
+    async def begin() -> tuple[asyncpg.Connection, Any, asyncpg.Record]:
+        try:
+            conn = await held.enter_async_context(reads.pooled())
+            tx = conn.transaction(isolation="repeatable_read", readonly=True)
+            await tx.start()
+            # JIT compiles a plan in 100+ ms; these queries run in a few ms. The planner guesses
+            # far more groups than there are and sorts thousands of raw rows: hash them instead.
+            # The read time limit holds for the rest of the transaction.
+            return conn, tx, await conn.fetchrow(_BEGIN, rollup_job.STATE, timeout)
+        except BaseException:  # also when abandoned (cancelled): give the connection back
+            await held.aclose()
+            raise
+
+    async def end(tx: Any) -> None:
+        try:
+            await tx.rollback()  # read only: nothing to keep
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            pass  # the pool's reset (or replacement) of the connection deals with it
+        finally:
+            await held.aclose()
+
+    with reads.translated():
+        conn, tx, row = await guarded(begin())
+        try:
+            yield _Reader(conn=conn, mark=None if hypertable else row["mark"],
+                          hypertable=hypertable, now=row["now"])
+        except BaseException:
+            in_background(end(tx))
+            raise
+        await guarded(end(tx))
 
 
 def _rows(rd: _Reader, r: Rollup, since: datetime, until: datetime | None, p: _Params, *,
@@ -368,11 +375,13 @@ async def _usage(rd: _Reader, since: datetime, until: datetime | None, bucket: s
     data = await rd.fetch(sql, *p.values)
     sessions = (await _sessions(rd, since, until or rd.now, bucket, tz, group_by, filter)
                 if with_sessions else None)
-    points = [_point(r, r["start"], group_by,
-                     None if sessions is None else sessions.get((r["start"], *(r[c] for c in cols)), 0))
-              for r in data]
+    # thousands of points are tens of milliseconds of Python: built and summed taking turns
+    points = await map_in_turns(lambda r: _point(
+        r, r["start"], group_by,
+        None if sessions is None else sessions.get((r["start"], *(r[c] for c in cols)), 0)), data)
+    partial = [sum_points(chunk) async for chunk in chunks_in_turns(points, 1000)]
     totals = msgspec.structs.replace(
-        sum_points(points), sessions=None if sessions is None else sum(sessions.values()))
+        sum_points(partial), sessions=None if sessions is None else sum(sessions.values()))
     return UsageReport(since=since, until=until or rd.now, bucket=bucket, group_by=group_by, points=points,
                        totals=totals, as_of=rd.mark)
 

@@ -106,7 +106,8 @@ async def test_events_across_sessions(client: httpx.AsyncClient) -> None:
     assert len(ts) == 32 and ts == sorted(ts, reverse=True)
 
 
-HIERARCHY = """{ projects(first: 500) { name machines { hostname workspaces { path sessions(first: 5) {
+# 60 projects (the newest, ours among them): within DEVLOG_MAX_QUERY_COST with these nested lists.
+HIERARCHY = """{ projects(first: 60) { key machines { hostname workspaces { path sessions(first: 5) {
     nativeId machine { hostname } project { name } workspace { path } parent { nativeId } } } } } }"""
 
 
@@ -118,10 +119,13 @@ async def _statements_for(client: httpx.AsyncClient, query: str) -> tuple[int, d
 
 
 async def test_hierarchy_statement_count_does_not_grow_with_rows(client: httpx.AsyncClient) -> None:
+    tags: set[str] = set()
+
     async def add_projects(n: int) -> None:
         events = []
         for i in range(n):
             tag = uuid.uuid4().hex[:8]
+            tags.add(tag)
             for m in range(2):
                 for s in range(2):
                     events.append(event(f"h-{tag}-{m}-{s}", 0, "user_prompt", machine=f"hm-{tag}-{m}",
@@ -133,7 +137,12 @@ async def test_hierarchy_statement_count_does_not_grow_with_rows(client: httpx.A
     small, body_small = await _statements_for(client, HIERARCHY)
     await add_projects(9)
     large, body_large = await _statements_for(client, HIERARCHY)
-    assert len(body_large["data"]["projects"]) >= len(body_small["data"]["projects"]) + 9
+    def ours(body: dict) -> list[dict]:
+        return [p for p in body["data"]["projects"] if p["key"].rsplit("/", 1)[-1] in tags]
+
+    # the newest projects come first: ours (with their machines, workspaces, sessions) grow
+    assert len(ours(body_small)) == 3 and len(ours(body_large)) == 12
+    assert sum(len(m["workspaces"]) for p in ours(body_large) for m in p["machines"]) == 24
     assert large == small, f"{small} statements for fewer rows, {large} for more"
 
 
@@ -162,7 +171,8 @@ async def test_overview(client: httpx.AsyncClient) -> None:
 async def test_query_depth_is_limited(client: httpx.AsyncClient) -> None:
     deep = "{ sessions { edges { node { parent { parent { parent { parent { parent { parent { parent { parent { parent { parent { id } } } } } } } } } } } } } }"
     body = await gql(client, deep)
-    assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+    assert "nests 13 levels deep" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
 
 
 async def test_text_search_finds_later_prompts_too(client: httpx.AsyncClient) -> None:

@@ -11,6 +11,7 @@ from app.gql.scalars.BigInt import BigInt
 from app.gql.types.common import PageInfo, TokenBuckets
 from app.services.events import EventRecord
 from app.services.pagination import Page
+from app.turns import map_in_turns
 
 if TYPE_CHECKING:
     from app.gql.types.Session import Session
@@ -104,7 +105,9 @@ class EventConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, page: Page[EventRecord]) -> EventConnection:
-        return cls(edges=[EventEdge(cursor=c, node=Event.from_record(r))
-                          for c, r in zip(page.cursors, page.items)],
+    async def from_page(cls, page: Page[EventRecord]) -> EventConnection:
+        # a page of 500 events: converted taking turns with other requests (app/turns.py)
+        edges = await map_in_turns(lambda cr: EventEdge(cursor=cr[0], node=Event.from_record(cr[1])),
+                                   zip(page.cursors, page.items))
+        return cls(edges=edges,
                    page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor))

@@ -96,7 +96,7 @@ class Session:
         from app.gql.types.Event import EventConnection
 
         page = await event_service.session_events(self.rec.id, first=first, after=after, kinds=kinds)
-        return EventConnection.from_page(page)
+        return await EventConnection.from_page(page)
 
     @classmethod
     def from_record(cls, r: SessionRecord) -> Session:

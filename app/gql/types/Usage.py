@@ -15,6 +15,7 @@ from app.gql.types.Machine import Machine
 from app.gql.types.Project import Project
 from app.gql.types.Session import parse_id
 from app.services import usage as service
+from app.turns import map_in_turns
 
 
 @strawberry.enum(description="The width of a usage bucket, in the requested time zone.")
@@ -129,10 +130,11 @@ class UsageReport:
         "rows, so the answer is current either way (null on TimescaleDB: real-time aggregates)."))
 
     @classmethod
-    def from_record(cls, r: service.UsageReport) -> UsageReport:
+    async def from_record(cls, r: service.UsageReport) -> UsageReport:
+        # thousands of points: converted taking turns with other requests (app/turns.py)
         return cls(since=r.since, until=r.until, bucket=TimeBucket(r.bucket),
                    group_by=[UsageGroup(g) for g in r.group_by],
-                   points=[UsagePoint.from_record(p) for p in r.points],
+                   points=await map_in_turns(UsagePoint.from_record, r.points),
                    totals=UsagePoint.from_record(r.totals),
                    as_of=r.as_of)
 
