@@ -103,6 +103,7 @@ LIST_SIZES: dict[str, Callable[[Args, Args], int]] = {
     "Query.modelStats": _fixed(50),
     "Query.prices": lambda args, _p: 20 if args.get("model") else 1000,
     "Query.jobs": _fixed(10),
+    "Query.priceAliases": _fixed(50),  # a user's own aliases: a handful
     "SessionConnection.edges": _page,
     "EventConnection.edges": _page,
     "Session.children": _fixed(10),

@@ -99,7 +99,8 @@ async def list_prices(*, provider: str | None = None, search: str | None = None,
 async def resolve(model: str, provider: str | None = None) -> Resolution | None:
     """The priced model ingest would use for ``model`` (and ``provider``), with its history."""
     async with reads.connection() as conn:
-        found: PricedModel | None = (await price_book.current(conn)).resolve(model, provider)
+        known = await price_book.current(conn)
+        found: PricedModel | None = known.resolve(model, provider)
         if found is None:
             return None
         rows = await conn.fetch(f"""SELECT * FROM ({_SELECT}) p
