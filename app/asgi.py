@@ -31,6 +31,7 @@ from app.gql.schema import schema
 from app.http_compression import RemoteOnlyCompression
 from app.http_disconnect import CancelOnDisconnect
 from app.http_limits import GzipRequestMiddleware
+from app.http_turns import TakingTurns
 from app.ingest.batch import decode_request
 from app.jobs.scheduler import scheduler
 from app.services import sessions
@@ -114,7 +115,8 @@ def create_app(settings: Settings | None = None,
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024, gzip_compress_level=1,
                                              middleware_class=RemoteOnlyCompression),
         # CancelOnDisconnect first (outermost): it owns receive() to see a client leave.
-        middleware=[CancelOnDisconnect,
+        # TakingTurns: requests waiting for an answer are counted, big answers sent in pieces.
+        middleware=[CancelOnDisconnect, TakingTurns,
                     partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
         exception_handlers={ReadTimeout: too_slow},
         request_max_body_size=settings.max_body_bytes,
