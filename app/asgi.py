@@ -37,6 +37,7 @@ from app.http_compression import RemoteOnlyCompression
 from app.http_disconnect import CancelOnDisconnect
 from app.http_errors import LogStreamErrors, internal_error, log_websocket_error
 from app.http_limits import GzipRequestMiddleware
+from app.http_turns import TakingTurns
 from app.ingest import body as ingest_body
 from app.jobs.scheduler import scheduler
 from app.services import sessions
@@ -187,7 +188,8 @@ def create_app(settings: Settings | None = None,
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024, gzip_compress_level=1,
                                              middleware_class=RemoteOnlyCompression),
         # CancelOnDisconnect first (outermost): it owns receive() to see a client leave.
-        middleware=[CancelOnDisconnect, LogStreamErrors,
+        # TakingTurns: requests waiting for an answer are counted, big answers sent in pieces.
+        middleware=[CancelOnDisconnect, TakingTurns, LogStreamErrors,
                     partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
         request_max_body_size=settings.max_body_bytes,
         # an unhandled exception: one log line with the path, a 500 without internals

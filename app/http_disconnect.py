@@ -11,9 +11,6 @@ which got no answer, sends the batch again).
 
 The body is still read only as fast as the app asks for it (no buffering ahead of the app's
 own limits), and the app sees every message it would have seen.
-
-It also counts the requests waiting for their answer (arrived, answer not started), which
-long work reads to decide how politely to take its turns (``app.turns``).
 """
 
 from __future__ import annotations
@@ -21,8 +18,6 @@ from __future__ import annotations
 import asyncio
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
-from app import turns
 
 
 def _has_body(scope: Scope) -> bool:
@@ -47,14 +42,8 @@ class CancelOnDisconnect:
         state = _Request(receive, task)
         if not _has_body(scope):
             state.watch()
-        waiting = True
-        turns.request_waiting(+1)
 
         async def send_and_note(message: Message) -> None:
-            nonlocal waiting
-            if waiting and message["type"] == "http.response.start":
-                waiting = False
-                turns.request_waiting(-1)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 state.complete = True
             await send(message)
@@ -66,8 +55,6 @@ class CancelOnDisconnect:
                 raise
             task.uncancel()  # ours: the client is gone, nothing is left to answer
         finally:
-            if waiting:
-                turns.request_waiting(-1)
             state.complete = True
             state.stop()
 

@@ -8,7 +8,7 @@ another request waits about one slice, not the whole job. The clock is read once
 
 A turn is ``asyncio.sleep(0)`` when this request is the only one waiting for its answer, and a
 pause of ``POLITE_SECONDS`` when others are (``waiting_for_answers()``, counted by
-``app.http_disconnect``): a bare ``sleep(0)`` lets only what is ready run, while the other
+``app.http_turns``): a bare ``sleep(0)`` lets only what is ready run, while the other
 requests are mostly a moment away from ready (their statement's answer is on its way) and
 would then wait a whole slice at each of their steps. Measured with ``bench/abuse.py``: a
 small query's p95 beside an abusive client 59 → 17 ms with pauses (idle: 8 ms); a heavy

@@ -114,3 +114,25 @@ async def test_turns_are_polite_only_when_others_wait() -> None:
     finally:
         turns.request_waiting(-2)
     assert turns.waiting_for_answers() == before
+
+
+async def test_a_big_answer_arrives_whole_over_http(client) -> None:  # noqa: ANN001
+    """Written in pieces of 64 KB with turns between them (app/http_turns.py)."""
+    import uuid
+
+    from app.ingest.identity import session_id
+    from tests.factories import INGEST, MACHINE, event
+    from tests.helpers import gql
+
+    native = f"turns-{uuid.uuid4().hex[:8]}"
+    texts = [f"{i:04d}" + "y" * 2_000 for i in range(200)]
+    await gql(client, INGEST, {"batch": {"events": [event(native, i, "assistant_message", content=t)
+                                                    for i, t in enumerate(texts)], "machines": [MACHINE]}})
+    waiting = turns.waiting_for_answers()
+    response = await client.post("/graphql", json={"query": """query($f: EventFilterInput) {
+        events(filter: $f, first: 200) { edges { node { content } } } }""",
+        "variables": {"f": {"session": str(session_id("claude-code", native))}}})
+    assert int(response.headers["content-length"]) == len(response.content) > 4 * 64 * 1024
+    got = {e["node"]["content"] for e in response.json()["data"]["events"]["edges"]}
+    assert got == set(texts)
+    assert turns.waiting_for_answers() == waiting
