@@ -7,6 +7,7 @@ from strawberry.extensions import AddValidationRules, ParserCache, ValidationCac
 from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.config import StrawberryConfig
 
+from app.gql.live_results import SharedResultsExecutor
 from app.gql.mutations import Mutation
 from app.gql.queries import Query
 from app.gql.scalars.BigInt import BigInt, BigIntDefinition
@@ -32,6 +33,8 @@ schema = strawberry.Schema(
     mutation=Mutation,
     subscription=Subscription,
     config=StrawberryConfig(scalar_map={EventBatch: EventBatchDefinition, BigInt: BigIntDefinition}),
+    # live subscriptions: equal operations share one result per event (app/gql/live_results.py)
+    execution_context_class=SharedResultsExecutor,
     extensions=[
         # Clients (the collector, the dashboard) send the same few documents over and over;
         # parse and validation are most of a small operation's cost, so both are cached
