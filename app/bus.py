@@ -14,7 +14,8 @@ for its whole group. What all subscribers of a delivery would compute alike — 
 fragment, an encoded GraphQL result — goes through :meth:`Delivery.shared`, computed once by the
 first that needs it.
 
-Subscribers never slow ingest or each other: each has a bounded buffer filled without waiting.
+Subscribers never slow ingest or each other: each has a bounded buffer filled without waiting,
+and live delivery takes turns with requests on the event loop (:class:`Pacer`).
 A subscriber that falls ``subscriber_queue`` items behind is closed (what it already holds is
 still delivered, then :meth:`Subscriber.get` raises :class:`Overflow`); the client resubscribes.
 Nothing is silently skipped for a subscription that stays open. :meth:`Bus.close_owned` ends
@@ -45,9 +46,10 @@ log = logging.getLogger("devlog.bus")
 
 T = TypeVar("T")
 
-# Subscribers woken per turn of the event loop: between two slices, requests (an ingest, a
-# query) get their turn, so a delivery to hundreds of subscribers never holds them up for long.
+# Subscribers offered a delivery per turn of the event loop (selecting is cheap, but not free).
 FANOUT_SLICE = 64
+# Items all subscribers together may take per turn of the event loop (see Pacer).
+ITEMS_PER_TURN = 8
 
 
 class Closed(Exception):
@@ -94,12 +96,60 @@ class Selector(Protocol):
         ...
 
 
+class Pacer:
+    """Live delivery takes turns with everything else on the event loop.
+
+    Sending an item to a subscriber (running its GraphQL selection, writing a frame) is done by
+    that subscriber's own task, right after :meth:`Subscriber.get` returns it; a task whose
+    buffer holds many items would send them all in one go. So every item waits for its turn:
+    at most ``per_turn`` items, all subscribers together, proceed per turn of the event loop;
+    the others queue (first come, first served) for the next turns. A request (an ingest, a
+    query) therefore waits for a few items' worth of live work at each of its steps, never for a
+    whole fan-out; an idle loop still runs live delivery at full speed.
+    """
+
+    def __init__(self, per_turn: int = ITEMS_PER_TURN) -> None:
+        self.per_turn = per_turn
+        self._spent = 0  # items let through in this turn
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._scheduled = False
+
+    async def turn(self) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._waiters and self._spent < self.per_turn:
+            self._spent += 1
+            self._schedule(loop)
+            return
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        self._schedule(loop)
+        await waiter  # the next turn lets it through (and counts it)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._next_turn, loop)  # runs after what is ready in this turn
+
+    def _next_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._scheduled = False
+        self._spent = 0
+        while self._waiters and self._spent < self.per_turn:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # not cancelled (its stream went away)
+                waiter.set_result(None)
+                self._spent += 1
+        if self._waiters or self._spent:
+            self._schedule(loop)
+
+
 class Subscriber:
     """One subscription's bounded buffer. Only the bus fills it; only its stream reads it."""
 
-    __slots__ = ("selector", "owner", "maxsize", "dropped", "_items", "_closed", "_waiter")
+    __slots__ = ("selector", "owner", "maxsize", "dropped", "_items", "_closed", "_waiter",
+                 "_pacer")
 
-    def __init__(self, selector: Selector, maxsize: int, owner: Hashable | None = None) -> None:
+    def __init__(self, selector: Selector, maxsize: int, owner: Hashable | None = None,
+                 pacer: Pacer | None = None) -> None:
         self.selector = selector
         self.owner = owner
         self.maxsize = maxsize
@@ -107,6 +157,7 @@ class Subscriber:
         self._items: collections.deque[Any] = collections.deque()
         self._closed: Closed | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._pacer = pacer
 
     @property
     def closed(self) -> bool:
@@ -143,16 +194,21 @@ class Subscriber:
             waiter.set_result(None)
 
     async def get(self) -> Any:
-        """The next item; raises the :class:`Closed` reason once nothing is left."""
-        while not self._items:
-            if self._closed is not None:
-                raise type(self._closed)(*self._closed.args)
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
+        """The next item (in its turn, see :class:`Pacer`); raises the :class:`Closed` reason
+        once nothing is left."""
+        while True:
+            while not self._items:
+                if self._closed is not None:
+                    raise type(self._closed)(*self._closed.args)
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+            if self._pacer is not None:
+                await self._pacer.turn()
+            if self._items:  # (closed while waiting for its turn: discarded)
+                return self._items.popleft()
 
     def take_ready(self) -> list[Any]:
         """Everything already buffered (possibly nothing), without waiting."""
@@ -166,6 +222,7 @@ class Bus:
         self.url = url
         self.queue_size = queue_size
         self._groups: dict[Selector, set[Subscriber]] = {}
+        self.pacer = Pacer()
         self._pending: asyncio.Queue[str] = asyncio.Queue()
         self._conn: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task] = []
@@ -194,7 +251,7 @@ class Bus:
     def subscribe(self, selector: Selector, *, owner: Hashable | None = None) -> Iterator[Subscriber]:
         """A subscriber for as long as the ``with`` block runs. ``owner``: who opened it (what
         :meth:`close_owned` matches)."""
-        sub = Subscriber(selector, self.queue_size, owner)
+        sub = Subscriber(selector, self.queue_size, owner, self.pacer)
         self._groups.setdefault(selector, set()).add(sub)
         try:
             yield sub

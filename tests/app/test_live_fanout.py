@@ -42,7 +42,7 @@ EVENT_FIELDS = "seq kind session { nativeId }"
 
 def running_bus() -> Bus:
     """The in-process server's bus (the ``server`` fixture runs the app in this process)."""
-    buses = [o for o in gc.get_objects() if isinstance(o, Bus) and o.ready.is_set()]
+    buses = [o for o in gc.get_objects() if type(o) is Bus and o.ready.is_set()]
     assert len(buses) == 1, buses
     return buses[0]
 
@@ -481,3 +481,50 @@ async def test_slow_sse_stream_is_closed_with_a_reason(small_queue_server: str) 
     assert items == list(range(len(items))) and len(items) < len(events)  # in order, a prefix
     closing = re.findall(r"event: closed\r\ndata: (.*)\r\n", text)
     assert closing and "fell more than 5 items behind" in closing[0], text[-500:]
+
+
+async def test_shared_results_reach_both_websocket_protocols(server: str) -> None:
+    """One result per event for equal subscriptions, whether they speak graphql-transport-ws or
+    the legacy graphql-ws (the shared data is spliced into each protocol's own message)."""
+    native = f"proto-{uuid.uuid4().hex[:8]}"
+    sid = str(session_id("claude-code", native))
+    query = ("subscription($f: EventFilterInput) { eventAdded(filter: $f) "
+             "{ seq content session { nativeId } } }")
+    variables = {"f": {"session": sid}}
+    ws_url = server.replace("http://", "ws://") + "/graphql"
+    bus = running_bus()
+    before = bus.subscriber_count
+    modern = await websockets.connect(ws_url, subprotocols=["graphql-transport-ws"])
+    legacy = await websockets.connect(ws_url, subprotocols=["graphql-ws"])
+    try:
+        await modern.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await modern.recv())["type"] == "connection_ack"
+        await legacy.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await legacy.recv())["type"] == "connection_ack"
+        for sub_id in ("a", "b"):
+            await modern.send(json.dumps({"id": sub_id, "type": "subscribe",
+                                          "payload": {"query": query, "variables": variables}}))
+            await legacy.send(json.dumps({"id": sub_id, "type": "start",
+                                          "payload": {"query": query, "variables": variables}}))
+        await wait_for(lambda: bus.subscriber_count - before == 4, "four subscriptions")
+        executions = collections.Counter(live_results.EXECUTIONS)
+        start = datetime.now(UTC) - timedelta(minutes=5)
+        events = [event(native, i, "user_prompt", ts=start + timedelta(seconds=i),
+                        content=f'prompt {i} with "quotes" and ünïcode') for i in range(3)]
+        async with Key() as auth, httpx.AsyncClient(base_url=server, timeout=30) as client:
+            await ingest(client, events, auth)
+        want = [{"eventAdded": {"seq": i, "content": f'prompt {i} with "quotes" and ünïcode',
+                                "session": {"nativeId": native}}} for i in range(3)]
+        for ws, kind in ((modern, "next"), (legacy, "data")):
+            got: dict[str, list] = {"a": [], "b": []}
+            while len(got["a"]) < 3 or len(got["b"]) < 3:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if msg["type"] in ("ping", "ka"):
+                    continue
+                assert msg["type"] == kind and set(msg["payload"]) == {"data"}, msg
+                got[msg["id"]].append(msg["payload"]["data"])
+            assert got == {"a": want, "b": want}, kind
+        assert (live_results.EXECUTIONS - executions)["Event"] == 3  # not 12
+    finally:
+        await modern.close()
+        await legacy.close()
