@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -417,10 +418,20 @@ def run_config(url: str, kind: str, count: int, args: argparse.Namespace, round_
             time.sleep(2.0)
         rss_after = rss(proc.pid)
         rounds = []
+        profiler = None
+        if args.profile:  # py-spy samples the server during the throughput rounds
+            out = Path(args.profile) / f"{kind}-{count}.txt"
+            profiler = subprocess.Popen(["py-spy", "record", "-p", str(proc.pid), "-r", "100",
+                                         "-f", "raw", "-o", str(out)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
         for _ in range(args.rounds):
             rounds.append(asyncio.run(throughput_round(
                 base, round_events(args.events, round_base[0], base_time), args, subs)))
             round_base[0] += 1
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(60)
         steady = asyncio.run(latency_phase(
             base, round_events(args.rate * args.seconds, round_base[0], base_time), args, subs))
         round_base[0] += 1
@@ -460,6 +471,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500, help="events/s of the steady load")
     parser.add_argument("--seconds", type=int, default=5, help="seconds of the steady load")
     parser.add_argument("--counts", default="200,500", help="subscriber counts, comma-separated")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="record py-spy profiles of the server (raw format) into DIR")
     parser.add_argument("--kinds", default="sse,ws", help="subscriber kinds: sse, ws")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",") if c]

@@ -47,6 +47,11 @@ class SharedResultsExecutor(StrawberryGraphQLCoreExecutionContext):
     def build_per_event_executor(self, payload: Any) -> Any:
         if not hasattr(self, "_share"):
             self._share = self._share_key()  # once per subscription; the copies inherit it
+        results = getattr(payload, _RESULTS, None)
+        if results is not None and self._share is not None:
+            hit = results.get(self._share)
+            if hit is not None:  # computed for another subscriber: no executor to build
+                return _Replay(hit)
         return super().build_per_event_executor(payload)
 
     def execute_operation(self, serially: bool | None = None) -> Any:
@@ -62,9 +67,7 @@ class SharedResultsExecutor(StrawberryGraphQLCoreExecutionContext):
                 hit = results[key] = asyncio.ensure_future(_encoded_later(result))
             else:
                 hit = results[key] = _encoded(result)
-        if isinstance(hit, asyncio.Future):
-            return asyncio.shield(hit)  # a subscriber leaving does not cancel the others' result
-        return hit
+        return _Replay(hit).execute_operation(serially)
 
     def _share_key(self) -> tuple | None:
         op = self.operation
@@ -77,6 +80,22 @@ class SharedResultsExecutor(StrawberryGraphQLCoreExecutionContext):
         except (TypeError, msgspec.EncodeError):
             return None
         return (op.loc.source.body, op.name.value if op.name else None, encoded)
+
+
+class _Replay:
+    """What graphql-core runs for an event whose result is already known (or being computed)."""
+
+    __slots__ = ("hit",)
+
+    def __init__(self, hit: Any) -> None:
+        self.hit = hit
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        if isinstance(self.hit, asyncio.Future):
+            if self.hit.done():
+                return self.hit.result()
+            return asyncio.shield(self.hit)  # a subscriber leaving does not cancel the others'
+        return self.hit
 
 
 async def _encoded_later(result: Any) -> Any:

@@ -12,7 +12,8 @@ saying why; the browser reconnects and resumes.
 The work of a delivery does not grow with the number of streams: each fragment is rendered once
 per event (or session) and delivery, and each message that several streams send alike (the
 overview's feed, a session page's update) is encoded once and written to each as the same bytes
-(:func:`_shared_message`). A stream's first bytes go out as soon as it is subscribed, so a
+(:func:`_shared_message`). A stream that fell behind sends what it holds as one message (built
+from the same rendered fragments). A stream's first bytes go out as soon as it is subscribed, so a
 client that sees the response has a subscription in place. These streams are not compressed
 (``app/asgi.py``): a gzip stream per connection would compress the same bytes once per stream.
 """
@@ -153,15 +154,23 @@ async def _next(sub, timeout: float):  # noqa: ANN001, ANN202
         return None
 
 
-def _feed_message(request: Request, d: Delivery) -> _Encoded:
-    """The overview's feed items of a delivery, newest first (the feed swaps ``afterbegin``)."""
-    def make() -> _Encoded:
-        recent = d.events[-FEED_MAX:]
-        at = d.events[-1].ingested_at.isoformat() if d.events else None
+def _feed_message(request: Request, ds: list[Delivery]) -> _Encoded:
+    """The overview's feed items of one or more deliveries (a stream that fell behind sends
+    what it holds at once): the newest ``FEED_MAX``, newest first (the feed swaps
+    ``afterbegin``). One delivery: the same message for every stream."""
+    def make(ds: list[Delivery] = ds) -> _Encoded:
+        newest = []
+        for d in reversed(ds):
+            for e in reversed(d.events):
+                newest.append((d, e))
+                if len(newest) == FEED_MAX:
+                    break
+            if len(newest) == FEED_MAX:
+                break
         data = b"".join(_shared_fragment(d, request, "partials/_feed_item.html", e.id, e=e)
-                        for e in reversed(recent))
-        return _message("event", data, at)
-    return _shared_message(d, "feed", make)
+                        for d, e in newest)
+        return _message("event", data, ds[-1].events[-1].ingested_at.isoformat())
+    return _shared_message(ds[0], "feed", make) if len(ds) == 1 else make()
 
 
 @get("/live/overview", include_in_schema=False)
@@ -192,13 +201,14 @@ async def live_overview(request: Request) -> ServerSentEvent:
                     else:
                         yield PING
                     continue
-                if not d.events:
+                ds = [x for x in (d, *sub.take_ready()) if x.events]
+                if not ds:
                     continue
-                yield _feed_message(request, d)
+                yield _feed_message(request, ds)
                 if time.monotonic() - last_stats >= STATS_EVERY:
                     pending_stats, last_stats = False, time.monotonic()
-                    at = d.events[-1].ingested_at.isoformat()
-                    yield _shared_message(d, "stats", lambda at=at: _message("stats", b"data: \r\n", at))
+                    at = ds[-1].events[-1].ingested_at.isoformat()
+                    yield _shared_message(ds[-1], "stats", lambda at=at: _message("stats", b"data: \r\n", at))
                 else:
                     pending_stats = True
 
@@ -227,23 +237,26 @@ async def live_session(request: Request, session_id: FromPath[uuid.UUID]) -> Ser
                 if d is None:
                     yield PING
                     continue
-                if d.by_session.get(session_id):
-                    yield _session_update(request, d, session_id)
+                ds = [x for x in (d, *sub.take_ready()) if x.by_session.get(session_id)]
+                if ds:
+                    yield _session_update(request, ds, session_id)
 
     return ServerSentEvent(stream(), headers=HEADERS)
 
 
-def _session_update(request: Request, d: Delivery, session_id: uuid.UUID) -> _Encoded:
-    """A delivery's new timeline items of a session, and its header (out of band) with the
-    session's new rollups; the same bytes for every stream of that session page."""
-    def make() -> _Encoded:
-        events = d.by_session[session_id]
-        header = _shared_fragment(d, request, "partials/_session_header.html", session_id,
-                                  s=d.sessions[session_id], oob=True)
+def _session_update(request: Request, ds: list[Delivery], session_id: uuid.UUID) -> _Encoded:
+    """New timeline items of a session from one or more deliveries, in order, and its header
+    (out of band) with the session's latest rollups. One delivery: the same message for every
+    stream of that session page."""
+    def make(ds: list[Delivery] = ds) -> _Encoded:
+        last = ds[-1]
+        header = _shared_fragment(last, request, "partials/_session_header.html", session_id,
+                                  s=last.sessions[session_id], oob=True)
         items = b"".join(_shared_fragment(d, request, "partials/_event.html", e.id, e=e, children={})
-                         for e in events)
-        return _message("event", header + items, events[-1].ingested_at.isoformat())
-    return _shared_message(d, ("session", session_id), make)
+                         for d in ds for e in d.by_session[session_id])
+        return _message("event", header + items,
+                        last.by_session[session_id][-1].ingested_at.isoformat())
+    return _shared_message(ds[0], ("session", session_id), make) if len(ds) == 1 else make()
 
 
 def _session_messages(request: Request, events, session, at: datetime) -> ServerSentEventMessage:  # noqa: ANN001
@@ -278,10 +291,14 @@ async def live_sessions(request: Request, ids: FromQuery[str] = "") -> ServerSen
                 if item is None:
                     yield PING
                     continue
-                d, touched = item
+                latest: dict[uuid.UUID, Delivery] = {}  # the newest state of each touched row
+                for d, touched in (item, *sub.take_ready()):
+                    for sid in touched:
+                        latest.pop(sid, None)
+                        latest[sid] = d
                 # one message with each touched row (out of band), each row rendered once
                 yield _message("session", b"".join(
                     _shared_fragment(d, request, "partials/_session_row.html", sid,
-                                     s=d.sessions[sid], oob=True) for sid in touched))
+                                     s=d.sessions[sid], oob=True) for sid, d in latest.items()))
 
     return ServerSentEvent(stream(), headers=HEADERS)
