@@ -28,6 +28,7 @@ from app.gql.context import get_context
 from app.gql.schema import schema
 from app.http_limits import GzipRequestMiddleware
 from app.ingest.batch import decode_request
+from app.live_pacing import RequestsInFlight
 from app.jobs.scheduler import scheduler
 from app.services import sessions
 from app.settings import Settings, get_settings
@@ -104,7 +105,8 @@ def create_app(settings: Settings | None = None,
         state=State({"settings": settings, "embedded": database.embedded if database else False}),
         # live streams (SSE) uncompressed: they write the same bytes to many streams
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024, exclude="^/live/"),
-        middleware=[partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
+        middleware=[RequestsInFlight,  # live delivery yields to requests (app/live_pacing.py)
+                    partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
         request_max_body_size=settings.max_body_bytes,
         logging_config=LoggingConfig(configure_root_logger=False, disable_stack_trace={404}),
         openapi_config=None,

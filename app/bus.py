@@ -15,7 +15,7 @@ fragment, an encoded GraphQL result — goes through :meth:`Delivery.shared`, co
 first that needs it.
 
 Subscribers never slow ingest or each other: each has a bounded buffer filled without waiting,
-and live delivery takes turns with requests on the event loop (:class:`Pacer`).
+and live delivery takes turns with requests on the event loop (``app/live_pacing.py``).
 A subscriber that falls ``subscriber_queue`` items behind is closed (what it already holds is
 still delivered, then :meth:`Subscriber.get` raises :class:`Overflow`); the client resubscribes.
 Nothing is silently skipped for a subscription that stays open. :meth:`Bus.close_owned` ends
@@ -39,6 +39,7 @@ import asyncpg
 import msgspec
 
 from app.ingest.writer import NOTIFY_CHANNEL
+from app.live_pacing import Pacer
 from app.services import events as event_service
 from app.services import sessions as session_service
 
@@ -48,8 +49,6 @@ T = TypeVar("T")
 
 # Subscribers offered a delivery per turn of the event loop (selecting is cheap, but not free).
 FANOUT_SLICE = 64
-# Items all subscribers together may take per turn of the event loop (see Pacer).
-ITEMS_PER_TURN = 8
 
 
 class Closed(Exception):
@@ -96,57 +95,11 @@ class Selector(Protocol):
         ...
 
 
-class Pacer:
-    """Live delivery takes turns with everything else on the event loop.
-
-    Sending an item to a subscriber (running its GraphQL selection, writing a frame) is done by
-    that subscriber's own task, right after :meth:`Subscriber.get` returns it; a task whose
-    buffer holds many items would send them all in one go. So every item waits for its turn:
-    at most ``per_turn`` items, all subscribers together, proceed per turn of the event loop;
-    the others queue (first come, first served) for the next turns. A request (an ingest, a
-    query) therefore waits for a few items' worth of live work at each of its steps, never for a
-    whole fan-out; an idle loop still runs live delivery at full speed.
-    """
-
-    def __init__(self, per_turn: int = ITEMS_PER_TURN) -> None:
-        self.per_turn = per_turn
-        self._spent = 0  # items let through in this turn
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._scheduled = False
-
-    async def turn(self) -> None:
-        loop = asyncio.get_running_loop()
-        if not self._waiters and self._spent < self.per_turn:
-            self._spent += 1
-            self._schedule(loop)
-            return
-        waiter = loop.create_future()
-        self._waiters.append(waiter)
-        self._schedule(loop)
-        await waiter  # the next turn lets it through (and counts it)
-
-    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._next_turn, loop)  # runs after what is ready in this turn
-
-    def _next_turn(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._scheduled = False
-        self._spent = 0
-        while self._waiters and self._spent < self.per_turn:
-            waiter = self._waiters.popleft()
-            if not waiter.done():  # not cancelled (its stream went away)
-                waiter.set_result(None)
-                self._spent += 1
-        if self._waiters or self._spent:
-            self._schedule(loop)
-
-
 class Subscriber:
     """One subscription's bounded buffer. Only the bus fills it; only its stream reads it."""
 
     __slots__ = ("selector", "owner", "maxsize", "dropped", "_items", "_closed", "_waiter",
-                 "_pacer")
+                 "_pacer", "_started")
 
     def __init__(self, selector: Selector, maxsize: int, owner: Hashable | None = None,
                  pacer: Pacer | None = None) -> None:
@@ -158,6 +111,7 @@ class Subscriber:
         self._closed: Closed | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._pacer = pacer
+        self._started: float | None = None  # when the item being sent was handed out
 
     @property
     def closed(self) -> bool:
@@ -176,7 +130,13 @@ class Subscriber:
                 "(DEVLOG_SUBSCRIBER_QUEUE); resubscribe")
         else:
             self._items.extend(items)
-        self._wake()
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._pacer is not None and self._closed is None:
+            self._pacer.admit(waiter)  # woken in its turn: a fan-out wakes few tasks at a time
+        else:
+            waiter.set_result(None)
 
     def close(self, error: Closed, *, discard: bool = True) -> None:
         """End the subscription with ``error``; ``discard``: without delivering what it holds."""
@@ -186,29 +146,34 @@ class Subscriber:
             self.dropped += len(self._items)
             self._items.clear()
         self._closed = error
-        self._wake()
-
-    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     async def get(self) -> Any:
-        """The next item (in its turn, see :class:`Pacer`); raises the :class:`Closed` reason
-        once nothing is left."""
-        while True:
-            while not self._items:
-                if self._closed is not None:
-                    raise type(self._closed)(*self._closed.args)
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-            if self._pacer is not None:
-                await self._pacer.turn()
-            if self._items:  # (closed while waiting for its turn: discarded)
-                return self._items.popleft()
+        """The next item, in its turn (see :class:`~app.live_pacing.Pacer`); raises the
+        :class:`Closed` reason once nothing is left."""
+        pacer = self._pacer
+        if self._started is not None and pacer is not None:  # the last one has been dealt with
+            pacer.spent(self._started)
+            self._started = None
+        admitted = False
+        while not self._items:
+            if self._closed is not None:
+                raise type(self._closed)(*self._closed.args)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+            admitted = True  # by the pacer (or by close, which needs no turn)
+        if pacer is not None:
+            if not admitted:
+                await pacer.turn()
+                if not self._items:  # closed (and emptied) while waiting for its turn
+                    return await self.get()
+            self._started = pacer.now()
+        return self._items.popleft()
 
     def take_ready(self) -> list[Any]:
         """Everything already buffered (possibly nothing), without waiting."""

@@ -364,6 +364,12 @@ async def latency_phase(base: str, events: list[dict], args: argparse.Namespace,
     return {"samples": samples, "ingest_end_s": busy_until - t0, **result}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux: /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss(pid: int) -> int:
     """Resident memory of a process, in bytes (Linux: /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -425,10 +431,13 @@ def run_config(url: str, kind: str, count: int, args: argparse.Namespace, round_
                                          "-f", "raw", "-o", str(out)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
+        cpu0 = cpu_seconds(proc.pid), cpu_seconds(subs.proc.pid) if subs else 0.0
         for _ in range(args.rounds):
             rounds.append(asyncio.run(throughput_round(
                 base, round_events(args.events, round_base[0], base_time), args, subs)))
             round_base[0] += 1
+        cpu = ((cpu_seconds(proc.pid) - cpu0[0]) / args.rounds,
+               (cpu_seconds(subs.proc.pid) - cpu0[1]) / args.rounds if subs else 0.0)
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(60)
@@ -439,6 +448,7 @@ def run_config(url: str, kind: str, count: int, args: argparse.Namespace, round_
         return {
             "name": f"{count} {kind} subscribers" if count else "no subscribers",
             "open": subs.ready["ready"] if subs else 0,
+            "server_cpu": cpu[0], "client_cpu": cpu[1],
             "events_s": args.events / statistics.median(r["ingest_s"] for r in rounds),
             "last_s": statistics.median(r["last_s"] for r in rounds),
             "drained": all(r["drained"] for r in rounds) and steady["drained"],
@@ -497,15 +507,17 @@ def main() -> None:
         rows.append([
             r["name"], f"{r['open']}", f"{r['events_s']:,.0f}", f"{r['events_s'] / idle['events_s']:.2f}",
             f"{r['last_s']:.2f} s", f"{r['messages']:,.0f}",
+            f"{r['server_cpu']:.2f} s", f"{r['client_cpu']:.2f} s",
             f"{r['p50'] * 1000:.1f} ms", f"{r['p95'] * 1000:.1f} ms", f"{r['p95'] / idle['p95']:.2f}",
             f"{r['queries']}", f"{r['steady_lag_s']:.2f} s", f"{r['steady_messages']:,}",
             f"{r['ended']}" + ("" if r["drained"] else " (not drained)"),
             f"{r['per_sub_kb']:.0f} KB" if r["per_sub_kb"] is not None else "",
         ])
     print(f"throughput: {args.rounds} rounds of {args.events} events as fast as {args.clients} clients "
-          f"can (median); steady: {args.rate} events/s for {args.seconds} s with the small query "
+          f"can (median; CPU seconds per round); steady: {args.rate} events/s for {args.seconds} s with the small query "
           "back to back")
     print(table(["configuration", "open", "ingest ev/s", "× none", "last message", "messages",
+                 "server CPU", "clients CPU",
                  "query p50", "query p95", "p95 × none", "queries", "steady lag", "messages",
                  "closed", "RSS/subscriber"], rows))
     for r in results:

@@ -47,13 +47,16 @@ def _session(d: Delivery, s) -> Session:  # noqa: ANN001
     return d.shared(("gql.Session", s.id), lambda: shareable(Session.from_record(s)))
 
 
+# The bus hands out (delivery, record) pairs; the subscription turns each into the shared object
+# when its turn comes (so building them is paced like the rest of the sending).
+
 @dataclass(frozen=True, slots=True)
 class LiveEvents:
     needs_events: ClassVar[bool] = True
     filter: EventSelector
 
-    def select(self, d: Delivery) -> list[Event]:
-        return [_event(d, e) for e in self.filter.select(d)]
+    def select(self, d: Delivery) -> list[tuple[Delivery, object]]:
+        return [(d, e) for e in self.filter.select(d)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +64,8 @@ class LiveSessions:
     needs_events: ClassVar[bool] = False
     filter: SessionSelector
 
-    def select(self, d: Delivery) -> list[Session]:
-        return [_session(d, s) for s in self.filter.select(d)]
+    def select(self, d: Delivery) -> list[tuple[Delivery, object]]:
+        return [(d, s) for s in self.filter.select(d)]
 
 
 @strawberry.type
@@ -83,8 +86,8 @@ class Subscription:
     async def event_added(self, info: Info, filter: EventFilterInput | None = None
                           ) -> AsyncGenerator[Event, None]:
         selector = LiveEvents(EventSelector.of(filter.to_service() if filter else None))
-        async for item in _stream(info, selector):
-            yield item
+        async for d, e in _stream(info, selector):
+            yield _event(d, e)
 
     @strawberry.subscription(permission_classes=READ, description=(
         "A session (with fresh rollups) each time events for it are committed. Closed with an "
@@ -96,8 +99,8 @@ class Subscription:
             where=SessionConditions(agents=frozenset(filter.agent) if filter.agent else None,
                                     project=_opt(filter.project), machine=_opt(filter.machine),
                                     workspace=_opt(filter.workspace))))
-        async for item in _stream(info, selector):
-            yield item
+        async for d, s in _stream(info, selector):
+            yield _session(d, s)
 
 
 async def _stream(info: Info, selector: Selector) -> AsyncGenerator:
