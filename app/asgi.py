@@ -39,6 +39,7 @@ from app.http_errors import LogStreamErrors, internal_error, log_websocket_error
 from app.http_limits import GzipRequestMiddleware
 from app.http_turns import TakingTurns
 from app.ingest import body as ingest_body
+from app.live_pacing import RequestsInFlight
 from app.jobs.scheduler import scheduler
 from app.services import sessions
 from app.settings import Settings, get_settings
@@ -184,12 +185,13 @@ def create_app(settings: Settings | None = None,
         template_config=pages.template_config(),
         lifespan=[_lifespan],
         state=State({"settings": settings, "embedded": database.embedded if database else False}),
-        # gzip for remote clients only, at level 1 (app/http_compression.py)
+        # gzip for remote clients only, at level 1, never for live streams (app/http_compression.py)
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024, gzip_compress_level=1,
                                              middleware_class=RemoteOnlyCompression),
         # CancelOnDisconnect first (outermost): it owns receive() to see a client leave.
         # TakingTurns: requests waiting for an answer are counted, big answers sent in pieces.
         middleware=[CancelOnDisconnect, TakingTurns, LogStreamErrors,
+                    RequestsInFlight,  # live delivery yields to requests (app/live_pacing.py)
                     partial(GzipRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
         request_max_body_size=settings.max_body_bytes,
         # an unhandled exception: one log line with the path, a 500 without internals

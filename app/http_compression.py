@@ -25,8 +25,11 @@ def _loopback(scope: Scope) -> bool:
 
 
 class RemoteOnlyCompression(CompressionMiddleware):
+    """gzip for remote clients; never for live streams (SSE under ``/live/``), which write the
+    same bytes to many streams (``app/bus.py`` encodes each delivery once)."""
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if _loopback(scope):
+        if _loopback(scope) or scope.get("path", "").startswith("/live/"):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -8,9 +8,9 @@ from strawberry.schema.config import StrawberryConfig
 
 from app.access.graphql import Authorise
 from app.gql.errors import MaskInternalErrors
-from app.gql.cooperative import CooperativeExecution
 from app.gql.limits import OperationLimits
 
+from app.gql.live_results import SharedResultsExecutor
 from app.gql.mutations import Mutation
 from app.gql.queries import Query
 from app.gql.scalars.BigInt import BigInt, BigIntDefinition
@@ -22,7 +22,9 @@ schema = strawberry.Schema(
     mutation=Mutation,
     subscription=Subscription,
     config=StrawberryConfig(scalar_map={EventBatch: EventBatchDefinition, BigInt: BigIntDefinition}),
-    execution_context_class=CooperativeExecution,  # long lists take turns on the event loop
+    # long lists take turns on the event loop (app/gql/cooperative.py); live subscriptions:
+    # equal operations share one result per event (app/gql/live_results.py)
+    execution_context_class=SharedResultsExecutor,
     extensions=[
         Authorise,  # the access policy of every root field (app/access/graphql.py)
         # Size, depth, root fields, aliases, cost and argument limits (app/gql/limits.py),

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import ClassVar
 
 import strawberry
 
-from app.bus import Delivery
+from app.bus import Delivery, Selector
 from app.gql.context import Info
 from app.gql.inputs import EventFilterInput
+from app.gql.live_results import shareable
 from app.gql.types.Event import Event
 from app.gql.types.Health import Health
 from app.gql.types.Session import Session, parse_id
+from app.live_filters import EventSelector, SessionConditions, SessionSelector
 from app.services import health as health_service
 
 
@@ -24,15 +27,42 @@ class SessionWatchInput:
     workspace: strawberry.ID | None = None
 
 
-def _matches(rec, agent, project, machine, workspace) -> bool:  # noqa: ANN001
-    return ((not agent or rec.agent in agent)
-            and (project is None or rec.project_id == project)
-            and (machine is None or rec.machine_id == machine)
-            and (workspace is None or rec.workspace_id == workspace))
-
-
-def _opt(value: strawberry.ID | None) -> uuid.UUID | None:
+def _opt(value: strawberry.ID | None):  # noqa: ANN202
     return parse_id(value) if value is not None else None
+
+
+# What a live subscription yields: one GraphQL object per event (or session) and delivery,
+# shared by every subscriber it matches, so equal operations share their results too (see
+# app/gql/live_results.py).
+
+def _event(d: Delivery, e) -> Event:  # noqa: ANN001
+    return d.shared(("gql.Event", e.id), lambda: shareable(
+        Event.from_record(e, session=d.sessions.get(e.session_id))))
+
+
+def _session(d: Delivery, s) -> Session:  # noqa: ANN001
+    return d.shared(("gql.Session", s.id), lambda: shareable(Session.from_record(s)))
+
+
+# The bus hands out (delivery, record) pairs; the subscription turns each into the shared object
+# when its turn comes (so building them is paced like the rest of the sending).
+
+@dataclass(frozen=True, slots=True)
+class LiveEvents:
+    needs_events: ClassVar[bool] = True
+    filter: EventSelector
+
+    def select(self, d: Delivery) -> list[tuple[Delivery, object]]:
+        return [(d, e) for e in self.filter.select(d)]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSessions:
+    needs_events: ClassVar[bool] = False
+    filter: SessionSelector
+
+    def select(self, d: Delivery) -> list[tuple[Delivery, object]]:
+        return [(d, s) for s in self.filter.select(d)]
 
 
 @strawberry.type
@@ -52,49 +82,30 @@ class Subscription:
         "resubscribe (and query `events` for the gap)."))
     async def event_added(self, info: Info, filter: EventFilterInput | None = None
                           ) -> AsyncGenerator[Event, None]:
-        f = filter.to_service() if filter else None
-        kinds = set(f.kinds) if f and f.kinds else None
-
-        def accepts(d: Delivery) -> list:
-            out = []
-            for e in d.events:
-                if f is not None:
-                    s = d.sessions.get(e.session_id)
-                    if (f.session is not None and e.session_id != f.session) or \
-                            (kinds and e.kind not in kinds) or \
-                            (f.tool_name and e.tool_name != f.tool_name) or \
-                            (f.status and e.status != f.status) or \
-                            (s is None or not _matches(s, f.agent, f.project, f.machine, f.workspace)):
-                        continue
-                out.append(e)
-            return out
-
-        async for item in _stream(info, accepts):
-            yield Event.from_record(item)
+        selector = LiveEvents(EventSelector.of(filter.to_service() if filter else None))
+        async for d, e in _stream(info, selector):
+            yield _event(d, e)
 
     @strawberry.subscription(description=(
         "A session (with fresh rollups) each time events for it are committed. Closed with an "
         "error if the subscriber falls DEVLOG_SUBSCRIBER_QUEUE updates behind."))
     async def session_updated(self, info: Info, filter: SessionWatchInput | None = None
                               ) -> AsyncGenerator[Session, None]:
-        sid = _opt(filter.session) if filter else None
-        project = _opt(filter.project) if filter else None
-        machine = _opt(filter.machine) if filter else None
-        workspace = _opt(filter.workspace) if filter else None
-        agent = filter.agent if filter else None
-
-        def accepts(d: Delivery) -> list:
-            return [s for s in d.sessions.values()
-                    if (sid is None or s.id == sid) and _matches(s, agent, project, machine, workspace)]
-
-        async for item in _stream(info, accepts):
-            yield Session.from_record(item)
+        selector = LiveSessions(SessionSelector() if filter is None else SessionSelector(
+            session=_opt(filter.session),
+            where=SessionConditions(agents=frozenset(filter.agent) if filter.agent else None,
+                                    project=_opt(filter.project), machine=_opt(filter.machine),
+                                    workspace=_opt(filter.workspace))))
+        async for d, s in _stream(info, selector):
+            yield _session(d, s)
 
 
-async def _stream(info: Info, accepts) -> AsyncGenerator:  # noqa: ANN001
+async def _stream(info: Info, selector: Selector) -> AsyncGenerator:
+    """The items of ``selector`` from the bus, until the client leaves or the bus closes the
+    subscriber (the :class:`app.bus.Closed` reason becomes the subscription's error)."""
     bus = info.context.bus
     if bus is None:
         raise RuntimeError("live updates are not available (no event bus)")
-    with bus.subscribe(accepts) as sub:
+    with bus.subscribe(selector) as sub:
         while True:
             yield await sub.get()

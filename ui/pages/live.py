@@ -5,22 +5,36 @@ Each stream sends only what its page shows: the overview everything (its feed an
 ``stats`` nudge that makes the cards reload), a session page that session's events and header,
 the sessions list the rows it displays. Message ids are the ingest time of the batch; a browser
 that reconnects sends it back (``Last-Event-ID``) and gets what it missed. Fragments carry their
-element ids, and app.js keeps one element per id, so the overlap of a resume shows nothing twice. A subscriber that falls behind is closed by the bus; the browser reconnects and resumes.
+element ids, and app.js keeps one element per id, so the overlap of a resume shows nothing twice.
+A subscriber that falls behind is closed by the bus: its stream ends with a ``closed`` message
+saying why; the browser reconnects and resumes.
+
+The work of a delivery does not grow with the number of streams: each fragment is rendered once
+per event (or session) and delivery, and each message that several streams send alike (the
+overview's feed, a session page's update) is encoded once and written to each as the same bytes
+(:func:`_shared_message`). A stream that fell behind sends what it holds as one message (built
+from the same rendered fragments). A stream's first bytes go out as soon as it is subscribed, so a
+client that sees the response has a subscription in place. These streams are not compressed
+(``app/asgi.py``): a gzip stream per connection would compress the same bytes once per stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import re
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 from litestar import Request, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from app.bus import Delivery, Overflow
+from app.bus import Closed, Delivery
 from app.http_errors import log_error
 from app.services import events as event_service
 from app.services import sessions as session_service
@@ -30,29 +44,118 @@ PING_SECONDS = 15.0
 STATS_EVERY = 2.0
 FEED_MAX = 30
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+RESUME_OVERLAP = timedelta(seconds=10)
+
+# Fragments rendered, by template name (for tests: once per event, whatever the streams).
+RENDERS: collections.Counter[str] = collections.Counter()
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def _fragment(request: Request, name: str, **context) -> str:
+# ---------------------------------------------------------------- encoding
+
+
+class _Encoded(ServerSentEventMessage):
+    """A message encoded once: Litestar writes ``encode()``'s bytes, the same for every stream."""
+
+    def __init__(self, raw: bytes) -> None:  # noqa: D107 - no dataclass fields: just the bytes
+        self.raw = raw
+
+    def encode(self) -> bytes:
+        return self.raw
+
+
+def _data_lines(html: str) -> bytes:
+    """``data:`` lines of one fragment (a message may hold several, in order)."""
+    return "".join(f"data: {line}\r\n" for line in _LINE_BREAK.split(html)).encode()
+
+
+def _message(event: str, data: bytes, event_id: str | None = None) -> _Encoded:
+    head = (f"id: {event_id}\r\n" if event_id else "") + f"event: {event}\r\n"
+    return _Encoded(head.encode() + data + b"\r\n")
+
+
+OPENED = _Encoded(b": open\r\n\r\n")
+
+
+def _closing(reason: Exception) -> _Encoded:
+    """The last message of a stream the bus closed (the browser ignores it and reconnects)."""
+    return _message("closed", _data_lines(str(reason)))
+
+PING = _Encoded(b": ping\r\n\r\n")
+
+
+def _fragment(request: Request, name: str, **context: Any) -> str:
     """A rendered fragment; "" (and a log line) if it cannot be rendered, so the stream goes
-    on (a failing stream would be reopened by the browser and fail the same way again)."""
+    on (a failing stream would be reopened by the browser and fail the same way again). An
+    event's timeline or feed item that cannot be rendered becomes a placeholder instead."""
+    RENDERS[name] += 1
+    env = request.app.template_engine.engine
+    event = context.get("e")
+    if name in _ITEMS and event is not None and len(context) <= 2:
+        return render_item(env, name, _ITEMS[name], event, children=context.get("children", {}))
     try:
-        return request.app.template_engine.engine.get_template(name).render(**context)
+        return env.get_template(name).render(**context)
     except Exception as exc:  # noqa: BLE001 - any failure of one fragment
         log_error(f"live {request.url.path}: rendering {name}", exc)
         return ""
 
 
-def _event_item(request: Request, name: str, prefix: str, e) -> str:
-    """One event as a timeline or feed item (a placeholder if it cannot be rendered)."""
-    return render_item(request.app.template_engine.engine, name, prefix, e, children={})
+_ITEMS = {"partials/_feed_item.html": "f", "partials/_event.html": "e"}  # item id prefixes
 
 
-RESUME_OVERLAP = timedelta(seconds=10)
+def _shared_fragment(d: Delivery, request: Request, name: str, key: object, **context: Any) -> bytes:
+    """A fragment's ``data:`` lines, rendered once per delivery and key."""
+    return d.shared(("fragment", name, key), lambda: _data_lines(_fragment(request, name, **context)))
+
+
+def _shared_message(d: Delivery, key: object, make: Callable[[], _Encoded]) -> _Encoded:
+    return d.shared(("message", key), make)
+
+
+# ---------------------------------------------------------------- what each stream selects
+
+
+@dataclass(frozen=True, slots=True)
+class _Everything:
+    """The overview: every delivery, as it is."""
+
+    needs_events: ClassVar[bool] = True
+
+    def select(self, d: Delivery) -> list[Delivery]:
+        return [d]
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionPage:
+    """A session page: deliveries that touched the session."""
+
+    needs_events: ClassVar[bool] = True
+    session_id: uuid.UUID
+
+    def select(self, d: Delivery) -> list[Delivery]:
+        return [d] if self.session_id in d.sessions else []
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionRows:
+    """A sessions list: the visible sessions a delivery touched."""
+
+    needs_events: ClassVar[bool] = False
+    ids: frozenset[uuid.UUID]
+
+    def select(self, d: Delivery) -> list[tuple[Delivery, list[uuid.UUID]]]:
+        touched = [sid for sid in d.sessions if sid in self.ids]
+        return [(d, touched)] if touched else []
+
+
+# ---------------------------------------------------------------- streams
 
 
 def _last_id(request: Request) -> datetime | None:
-    """Where a reconnecting browser stopped, minus an overlap: a transaction that began earlier
-    may commit later; the page drops what it already shows."""
+    """Where a reconnecting stream resumes: the ingest time of the last message it got (its
+    ``Last-Event-ID``), minus an overlap, since events ingested a moment before that message
+    may commit later; the page drops what it already shows. Any other header value: none."""
     value = request.headers.get("last-event-id")
     try:
         since = aware(datetime.fromisoformat(value)) if value else None
@@ -66,11 +169,30 @@ def _last_id(request: Request) -> datetime | None:
         return datetime.min.replace(tzinfo=UTC)
 
 
-async def _next(sub, timeout: float):
+async def _next(sub, timeout: float):  # noqa: ANN001, ANN202
     try:
         return await asyncio.wait_for(sub.get(), timeout)
     except TimeoutError:
         return None
+
+
+def _feed_message(request: Request, ds: list[Delivery]) -> _Encoded:
+    """The overview's feed items of one or more deliveries (a stream that fell behind sends
+    what it holds at once): the newest ``FEED_MAX``, newest first (the feed swaps
+    ``afterbegin``). One delivery: the same message for every stream."""
+    def make(ds: list[Delivery] = ds) -> _Encoded:
+        newest = []
+        for d in reversed(ds):
+            for e in reversed(d.events):
+                newest.append((d, e))
+                if len(newest) == FEED_MAX:
+                    break
+            if len(newest) == FEED_MAX:
+                break
+        data = b"".join(_shared_fragment(d, request, "partials/_feed_item.html", e.id, e=e)
+                        for d, e in newest)
+        return _message("event", data, ds[-1].events[-1].ingested_at.isoformat())
+    return _shared_message(ds[0], "feed", make) if len(ds) == 1 else make()
 
 
 @get("/live/overview", include_in_schema=False)
@@ -80,32 +202,35 @@ async def live_overview(request: Request) -> ServerSentEvent:
     async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
         last_stats = 0.0
         pending_stats = False
-        with bus.subscribe(lambda d: [d]) as sub:
+        with bus.subscribe(_Everything()) as sub:
+            yield OPENED
             if _last_id(request) is not None:  # resuming: what may have been missed
                 recent = await event_service.list_events(first=FEED_MAX)
                 for e in reversed(recent.items):
-                    yield ServerSentEventMessage(event="event", data=_event_item(
-                        request, "partials/_feed_item.html", "f", e))
+                    yield ServerSentEventMessage(event="event", data=_fragment(
+                        request, "partials/_feed_item.html", e=e))
                 yield ServerSentEventMessage(event="stats", data="")
             while True:
                 try:
-                    item: Delivery | None = await _next(sub, STATS_EVERY if pending_stats else PING_SECONDS)
-                except Overflow:
+                    d: Delivery | None = await _next(sub, STATS_EVERY if pending_stats else PING_SECONDS)
+                except Closed as closed:
+                    yield _closing(closed)
                     return
-                if item is None:
+                if d is None:
                     if pending_stats:
                         pending_stats, last_stats = False, time.monotonic()
                         yield ServerSentEventMessage(event="stats", data="")
                     else:
-                        yield ServerSentEventMessage(comment="ping")
+                        yield PING
                     continue
-                at = item.events[-1].ingested_at.isoformat() if item.events else None
-                for e in item.events[-FEED_MAX:]:
-                    yield ServerSentEventMessage(event="event", id=at, data=_event_item(
-                        request, "partials/_feed_item.html", "f", e))
+                ds = [x for x in (d, *sub.take_ready()) if x.events]
+                if not ds:
+                    continue
+                yield _feed_message(request, ds)
                 if time.monotonic() - last_stats >= STATS_EVERY:
                     pending_stats, last_stats = False, time.monotonic()
-                    yield ServerSentEventMessage(event="stats", data="", id=at)
+                    at = ds[-1].events[-1].ingested_at.isoformat()
+                    yield _shared_message(ds[-1], "stats", lambda at=at: _message("stats", b"data: \r\n", at))
                 else:
                     pending_stats = True
 
@@ -116,13 +241,9 @@ async def live_overview(request: Request) -> ServerSentEvent:
 async def live_session(request: Request, session_id: FromPath[uuid.UUID]) -> ServerSentEvent:
     bus = request.app.state.bus
 
-    def accepts(d: Delivery) -> list:
-        if session_id not in d.sessions:
-            return []
-        return [([e for e in d.events if e.session_id == session_id], d.sessions[session_id])]
-
     async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
-        with bus.subscribe(accepts) as sub:
+        with bus.subscribe(_SessionPage(session_id)) as sub:
+            yield OPENED
             since = _last_id(request)
             if since is not None:
                 missed = await session_service.get_session(session_id)
@@ -131,22 +252,38 @@ async def live_session(request: Request, session_id: FromPath[uuid.UUID]) -> Ser
                     yield _session_messages(request, events, missed, events[-1].ingested_at)
             while True:
                 try:
-                    item = await _next(sub, PING_SECONDS)
-                except Overflow:
+                    d = await _next(sub, PING_SECONDS)
+                except Closed as closed:
+                    yield _closing(closed)
                     return
-                if item is None:
-                    yield ServerSentEventMessage(comment="ping")
+                if d is None:
+                    yield PING
                     continue
-                events, session = item
-                if events:
-                    yield _session_messages(request, events, session, events[-1].ingested_at)
+                ds = [x for x in (d, *sub.take_ready()) if x.by_session.get(session_id)]
+                if ds:
+                    yield _session_update(request, ds, session_id)
 
     return ServerSentEvent(stream(), headers=HEADERS)
 
 
-def _session_messages(request: Request, events, session, at: datetime) -> ServerSentEventMessage:
-    """New timeline items, and the header (out of band) with the session's new rollups."""
-    html = "".join(_event_item(request, "partials/_event.html", "e", e) for e in events)
+def _session_update(request: Request, ds: list[Delivery], session_id: uuid.UUID) -> _Encoded:
+    """New timeline items of a session from one or more deliveries, in order, and its header
+    (out of band) with the session's latest rollups. One delivery: the same message for every
+    stream of that session page."""
+    def make(ds: list[Delivery] = ds) -> _Encoded:
+        last = ds[-1]
+        header = _shared_fragment(last, request, "partials/_session_header.html", session_id,
+                                  s=last.sessions[session_id], oob=True)
+        items = b"".join(_shared_fragment(d, request, "partials/_event.html", e.id, e=e, children={})
+                         for d in ds for e in d.by_session[session_id])
+        return _message("event", header + items,
+                        last.by_session[session_id][-1].ingested_at.isoformat())
+    return _shared_message(ds[0], ("session", session_id), make) if len(ds) == 1 else make()
+
+
+def _session_messages(request: Request, events, session, at: datetime) -> ServerSentEventMessage:  # noqa: ANN001
+    """A resume's timeline items and header (rendered for this stream alone)."""
+    html = "".join(_fragment(request, "partials/_event.html", e=e, children={}) for e in events)
     header = _fragment(request, "partials/_session_header.html", s=session, oob=True)
     return ServerSentEventMessage(event="event", id=at.isoformat(), data=header + html)
 
@@ -162,23 +299,28 @@ async def live_sessions(request: Request, ids: FromQuery[str] = "") -> ServerSen
         except ValueError:
             continue
 
-    def accepts(d: Delivery) -> list:
-        return [s for sid, s in d.sessions.items() if sid in wanted]
-
     async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
         if not wanted:
             return
-        with bus.subscribe(accepts) as sub:
+        with bus.subscribe(_SessionRows(frozenset(wanted))) as sub:
+            yield OPENED
             while True:
                 try:
-                    s = await _next(sub, PING_SECONDS)
-                except Overflow:
+                    item = await _next(sub, PING_SECONDS)
+                except Closed as closed:
+                    yield _closing(closed)
                     return
-                if s is None:
-                    yield ServerSentEventMessage(comment="ping")
+                if item is None:
+                    yield PING
                     continue
-                row = _fragment(request, "partials/_session_row.html", s=s, oob=True)
-                if row:
-                    yield ServerSentEventMessage(event="session", data=row)
+                latest: dict[uuid.UUID, Delivery] = {}  # the newest state of each touched row
+                for d, touched in (item, *sub.take_ready()):
+                    for sid in touched:
+                        latest.pop(sid, None)
+                        latest[sid] = d
+                # one message with each touched row (out of band), each row rendered once
+                yield _message("session", b"".join(
+                    _shared_fragment(d, request, "partials/_session_row.html", sid,
+                                     s=d.sessions[sid], oob=True) for sid, d in latest.items()))
 
     return ServerSentEvent(stream(), headers=HEADERS)

@@ -11,6 +11,7 @@ from app.gql.scalars.BigInt import BigInt
 from app.gql.types.common import PageInfo, TokenBuckets
 from app.services.events import EventRecord
 from app.services.pagination import Page
+from app.services.sessions import SessionRecord
 from app.turns import map_in_turns
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class Event:
     content: str | None
     error: str | None
     rec: strawberry.Private[EventRecord]
+    # Known when the event comes from a live delivery (which loaded its session): no query.
+    session_rec: strawberry.Private[SessionRecord | None] = None
 
     @strawberry.field(description=(
         "For an LLM call: the model a user's price alias prices `model` as "
@@ -71,11 +74,11 @@ class Event:
     async def session(self, info: Info) -> Annotated[Session, strawberry.lazy("app.gql.types.Session")] | None:
         from app.gql.types.Session import Session
 
-        rec = await info.context.loaders.session_by_id.load(self.rec.session_id)
+        rec = self.session_rec or await info.context.loaders.session_by_id.load(self.rec.session_id)
         return Session.from_record(rec) if rec else None
 
     @classmethod
-    def from_record(cls, r: EventRecord) -> Event:
+    def from_record(cls, r: EventRecord, session: SessionRecord | None = None) -> Event:
         has_tokens = any(v is not None for v in (r.tokens_input, r.tokens_output,
                                                  r.tokens_cache_read, r.tokens_cache_write))
         return cls(
@@ -89,7 +92,7 @@ class Event:
             duration_ms=r.duration_ms, stop_reason=r.stop_reason, tool_name=r.tool_name,
             tool_category=r.tool_category, tool_call_id=r.tool_call_id, status=r.status,
             file_path=r.file_path, lines_added=r.lines_added, lines_removed=r.lines_removed,
-            command=r.command, content=r.content, error=r.error, rec=r,
+            command=r.command, content=r.content, error=r.error, rec=r, session_rec=session,
         )
 
 
