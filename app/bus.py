@@ -38,6 +38,7 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 import msgspec
 
+from app.errors import DevlogError
 from app.ingest.writer import NOTIFY_CHANNEL
 from app.live_pacing import Pacer
 from app.services import events as event_service
@@ -51,8 +52,9 @@ T = TypeVar("T")
 FANOUT_SLICE = 64
 
 
-class Closed(Exception):
-    """The server ended a subscription; the message says why and what to do."""
+class Closed(DevlogError):
+    """The server ended a subscription; the message says why and what to do (written for the
+    client: GraphQL passes it on)."""
 
 
 class Overflow(Closed):

@@ -45,12 +45,14 @@ class AccessMiddleware:
                 and origin.cross_site(headers):
             await _refuse(scope, send, 403, CROSS_SITE)
             return
-        # A WebSocket may authenticate after the application started waiting for its next
-        # message (connection_init, then an operation's task): its revocation event exists from
-        # the start, so that wait can be interrupted. An HTTP request authenticates before its
-        # response (an SSE stream) waits for the client to go away.
+        # The application may start waiting for its next message before the connection
+        # authenticates: a WebSocket (connection_init, then an operation's task), and an HTTP
+        # GET whose disconnect is watched from the start (app/http_disconnect.py runs inside,
+        # before the route's guard). Their revocation event exists from the start, so that wait
+        # can be interrupted. (A POST's body is read before it authenticates; its answer is
+        # short: no stream to end.)
         conn = ConnectionAccess(watch=True)
-        if kind == "websocket":
+        if kind == "websocket" or scope.get("method") == "GET":
             conn.revoked = asyncio.Event()
         scope[SCOPE_KEY] = conn  # type: ignore[literal-required]
         try:

@@ -42,6 +42,7 @@ EVENT_FIELDS = "seq kind session { nativeId }"
 
 def running_bus() -> Bus:
     """The in-process server's bus (the ``server`` fixture runs the app in this process)."""
+    gc.unfreeze()  # the app froze its start-up heap (app/turns.py): frozen objects are not listed
     buses = [o for o in gc.get_objects() if type(o) is Bus and o.ready.is_set()]
     assert len(buses) == 1, buses
     return buses[0]
