@@ -230,7 +230,10 @@ class Bus:
                     del self._groups[selector]
 
     def close_owned(self, owner: Hashable, error: Closed) -> int:
-        """Close every subscriber opened by ``owner`` with ``error``; returns how many."""
+        """Close every subscriber opened by ``owner`` (not None) with ``error``, dropping what
+        they hold; returns how many."""
+        if owner is None:
+            raise ValueError("close_owned needs an owner")
         closed = 0
         for group in list(self._groups.values()):
             for sub in list(group):

@@ -10,7 +10,8 @@ requests (an ingest, a query, a page) from waiting behind it:
   (without even waking up: the bus hands a waiting subscriber to the pacer, which wakes it in
   its turn). A request's next step waits for a couple of items' worth of live work, never for a
   whole fan-out.
-- **Share.** While HTTP requests are in flight (:class:`RequestsInFlight` counts them), live
+- **Share.** While HTTP requests are in flight (:class:`RequestsInFlight` counts them; not
+  long-lived streams), live
   delivery may use at most ``share`` of the time: each item's time (from being handed out to
   its subscriber asking for the next) is charged to a budget that refills at ``share`` seconds
   per second; with the budget spent, items wait. With no request in flight, live delivery runs
@@ -130,16 +131,29 @@ class Pacer:
             self._schedule(loop)
 
 
+_STREAMING = (b"text/event-stream", b"multipart/mixed")
+
+
+def _streams(scope: dict) -> bool:
+    """A long-lived response (SSE, GraphQL over multipart): live delivery itself, not a request."""
+    if scope["path"].startswith("/live/"):
+        return True
+    for name, value in scope.get("headers", ()):
+        if name == b"accept" and any(kind in value for kind in _STREAMING):
+            return True
+    return False
+
+
 class RequestsInFlight:
-    """ASGI middleware: counts the HTTP requests in flight (not the live streams under
-    ``/live/``, not WebSockets) for the pacer of the app's bus."""
+    """ASGI middleware: counts the HTTP requests in flight (not live streams, not WebSockets)
+    for the pacer of the app's bus."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         bus = getattr(scope.get("app"), "state", {}).get("bus") if scope["type"] == "http" else None
-        if bus is None or scope["path"].startswith("/live/"):
+        if bus is None or _streams(scope):
             await self.app(scope, receive, send)
             return
         bus.pacer.request_started()

@@ -15,8 +15,10 @@ streams, then ``--counts`` GraphQL WebSocket subscriptions — a fresh ``devlog 
 4. latency: a steady ingest of ``--rate`` events/s (a batch every 0.1 s) for ``--seconds``,
    the same load in every configuration, while one client sends a small query (the first page
    of sessions) back to back: its p50/p95, and how far the live messages lagged behind;
-5. prints it all with the ratios to the no-subscriber run (targets: ingest ≥ 0.8×, query p95 ≤
-   2×), messages delivered and subscriptions closed (a closed one fell behind).
+5. prints it all with the ratios to the no-subscriber runs (one first, one last, pooled: the
+   machine's speed drifts; targets: ingest ≥ 0.8×, query p95 ≤ 2×), the server's and the
+   subscriber clients' CPU seconds per round, messages delivered and subscriptions closed (a
+   closed one fell behind).
 
 What the subscribers watch (a mix of what real pages and clients ask for; 80 sessions exist, the
 ingest writes to 40 of them, so about half of the filtered subscribers stay idle):
@@ -32,7 +34,7 @@ ingest writes to 40 of them, so about half of the filtered subscribers stay idle
 Loopback only; bounded (``--rounds`` × ``--events`` + ``--rate`` × ``--seconds`` events per
 configuration; every wait has a timeout).
 
-    ./dev bench live [--events 2000] [--batch 200] [--clients 2] [--rounds 3] [--rate 500]
+    ./dev bench live [--events 2000] [--batch 200] [--clients 2] [--rounds 9] [--rate 500]
                      [--seconds 5] [--counts 200,500] [--kinds sse,ws]
 """
 
@@ -450,6 +452,7 @@ def run_config(url: str, kind: str, count: int, args: argparse.Namespace, round_
             "open": subs.ready["ready"] if subs else 0,
             "server_cpu": cpu[0], "client_cpu": cpu[1],
             "events_s": args.events / statistics.median(r["ingest_s"] for r in rounds),
+            "ingest_times": [r["ingest_s"] for r in rounds], "samples": samples,
             "last_s": statistics.median(r["last_s"] for r in rounds),
             "drained": all(r["drained"] for r in rounds) and steady["drained"],
             "p50": p(samples, 50), "p95": p(samples, 95), "queries": len(samples),
@@ -477,7 +480,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="events per ingest round")
     parser.add_argument("--batch", type=int, default=200, help="events per ingestEvents call")
     parser.add_argument("--clients", type=int, default=2, help="concurrent ingest clients")
-    parser.add_argument("--rounds", type=int, default=3, help="measured ingest rounds per configuration")
+    parser.add_argument("--rounds", type=int, default=9, help="measured ingest rounds per configuration")
     parser.add_argument("--rate", type=int, default=500, help="events/s of the steady load")
     parser.add_argument("--seconds", type=int, default=5, help="seconds of the steady load")
     parser.add_argument("--counts", default="200,500", help="subscriber counts, comma-separated")
@@ -501,7 +504,16 @@ def main() -> None:
             for count in counts:
                 results.append(run_config(url, kind, count, args, round_base, base_time))
                 print(f"  done: {results[-1]['name']}", flush=True)
-    idle = results[0]
+        # the machine's speed drifts (other work on it): measure the baseline again at the end,
+        # and compare with both runs pooled
+        results.append(run_config(url, "none", 0, args, round_base, base_time))
+        results[-1]["name"] = "no subscribers (again)"
+    bases = [results[0], results[-1]]
+    pooled = [s for b in bases for s in b["samples"]]
+    idle = {"events_s": args.events / statistics.median(t for b in bases for t in b["ingest_times"]),
+            "p95": p(pooled, 95)}
+    print(f"reference (both no-subscriber runs): {idle['events_s']:,.0f} events/s, "
+          f"query p95 {idle['p95'] * 1000:.1f} ms")
     rows = []
     for r in results:
         rows.append([

@@ -80,3 +80,23 @@ async def test_slow_subscriber_is_closed_not_waited_for() -> None:
     assert [await sub.get() for _ in range(3)] == [1, 2, 3]  # what it held is still delivered
     with pytest.raises(Overflow, match="resubscribe"):
         await sub.get()
+
+
+async def test_close_owned_ends_only_that_owners_subscriptions() -> None:
+    """The hook for revoked keys: one owner's subscriptions end with the given reason, without
+    delivering what they hold; the others go on."""
+    from types import SimpleNamespace
+
+    from app.bus import Bus, Closed, Delivery
+
+    bus = Bus("postgresql://unused")  # not entered: no connection needed to subscribe
+    e1, e2 = SimpleNamespace(session_id=1), SimpleNamespace(session_id=1)
+    with bus.subscribe(EventSelector(), owner="key-1") as a, \
+            bus.subscribe(EventSelector(), owner="key-2") as b:
+        await bus.fan_out(Delivery(at=None, events=[e1, e2], sessions={}))  # type: ignore[list-item]
+        assert bus.close_owned("key-1", Closed("the API key was revoked")) == 1
+        with pytest.raises(Closed, match="revoked"):
+            await a.get()
+        assert a.dropped == 2
+        assert [await b.get(), await b.get()] == [e1, e2]
+    assert bus.subscriber_count == 0

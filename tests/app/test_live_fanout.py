@@ -587,3 +587,51 @@ async def test_sse_stream_that_fell_behind_sends_what_it_holds_at_once(server: s
     seen = [int(n) for m in messages for n in re.findall(r"(\d{4}) x{10}", m)]
     assert seen == list(range(len(events)))  # every event once, in order
     assert len(messages) < len(events)  # those that waited went out together
+
+
+async def test_live_delivery_goes_on_while_a_request_stays_in_flight(server: str) -> None:
+    """Live delivery yields to requests in flight, but is never starved by them: with a request
+    held open for the whole test, every subscriber still gets every event, in order."""
+    native = f"busy-{uuid.uuid4().hex[:8]}"
+    sid = str(session_id("claude-code", native))
+    port = int(server.rsplit(":", 1)[1])
+    bus = running_bus()
+    # a request whose body never finishes: in flight until we close it
+    _, held = await asyncio.open_connection("127.0.0.1", port)
+    held.write(b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 100000\r\n\r\n{\"query\": ")
+    await held.drain()
+    await wait_for(lambda: bus.pacer.requests >= 1, "the held request")
+    ws_url = server.replace("http://", "ws://") + "/graphql"
+    sockets = []
+    try:
+        before = bus.subscriber_count
+        for _ in range(10):
+            ws = await websockets.connect(ws_url, subprotocols=["graphql-transport-ws"])
+            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            for sub_id in ("all", "prompts"):
+                kinds = ["user_prompt"] if sub_id == "prompts" else None
+                await ws.send(json.dumps({"id": sub_id, "type": "subscribe", "payload": {
+                    "query": "subscription($f: EventFilterInput) { eventAdded(filter: $f) { seq } }",
+                    "variables": {"f": {"session": sid, "kinds": kinds}}}}))
+            sockets.append(ws)
+        await wait_for(lambda: bus.subscriber_count - before == 20, "the subscriptions")
+        start = datetime.now(UTC) - timedelta(minutes=10)
+        events = [event(native, i, "user_prompt" if i % 3 == 0 else "assistant_message",
+                        ts=start + timedelta(seconds=i), content=f"e{i}") for i in range(300)]
+        async with Key() as auth, httpx.AsyncClient(base_url=server, timeout=60) as client:
+            for i in range(0, len(events), 50):
+                await ingest(client, events[i:i + 50], auth)
+        assert bus.pacer.requests >= 1  # still held
+        for ws in sockets:
+            got: dict[str, list] = {"all": [], "prompts": []}
+            while len(got["all"]) < len(events) or len(got["prompts"]) < len(events) // 3:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                assert msg["type"] == "next", msg
+                got[msg["id"]].append(msg["payload"]["data"]["eventAdded"]["seq"])
+            assert got == {"all": list(range(len(events))), "prompts": list(range(0, len(events), 3))}
+    finally:
+        for ws in sockets:
+            await ws.close()
+        held.close()
