@@ -1,6 +1,7 @@
-"""Abuse: one client sending the worst operations the limits still allow, in a loop, against a
-small query measured at the same time (target: its p95 ≤ 3× the same query on the idle server,
-measured in the same run).
+"""Abuse: a small query's p50/p95 while one client sends the worst allowed operations in a loop.
+
+The worst operations are the heaviest the limits still allow; the target is a p95 of at most 3×
+the same small query on the idle server, measured in the same run.
 
 Each abusive operation is checked to pass the limits first (its own duration is printed). The
 abusive client runs in a process of its own (its JSON parsing does not steal the measuring
